@@ -1,0 +1,113 @@
+"""The known-variance, compound-symmetric meta-analytic ``bmb.Family``.
+
+The response carries three columns (effect size, known sampling variance, cluster code), built by
+``MetaModel``'s response call. ``transform_backend_kwargs`` splits them for the likelihood (as
+Bambi's binomial family splits ``p(y, n)``); ``posterior_predictive`` and ``log_likelihood`` are
+overridden because the defaults cannot see the sampling variances or the clusters.
+"""
+
+from functools import partial
+
+import bambi as bmb
+import numpy as np
+import xarray as xr
+
+from bambi_meta import effects
+from bambi_meta.likelihood import (
+    cluster_indicator,
+    cluster_loglik,
+    cluster_statistics,
+    estimate_loglik,
+    meta_analytic_dist,
+)
+
+LOG_LIKELIHOOD_UNITS = ("cluster", "estimate")
+
+
+class MetaAnalyticFamily(bmb.Family):
+    """Normal likelihood with known sampling variances and (tau, rho) heterogeneity.
+
+    Parameters
+    ----------
+    n_clusters : int or None
+        Number of clusters in the data; ``None`` for the ordinary random-effects model (the
+        likelihood then has no ``rho``).
+    """
+
+    SUPPORTED_LINKS = {"mu": ["identity"], "tau": ["log"], "rho": ["logit"]}
+
+    def __init__(self, n_clusters: int | None):
+        self.n_clusters = n_clusters
+        params = ["mu", "tau", "rho"] if self.has_clusters else ["mu", "tau"]
+        dist = partial(meta_analytic_dist, n_clusters=n_clusters)
+        likelihood = bmb.Likelihood("MetaAnalyticNormal", params=params, parent="mu", dist=dist)
+        links = {"mu": "identity", "tau": "log", "rho": "logit"}
+        super().__init__("meta_analytic", likelihood, {name: links[name] for name in params})
+        self.log_likelihood_unit = "cluster" if self.has_clusters else "estimate"
+
+    @property
+    def has_clusters(self) -> bool:
+        """Whether the model has a cluster level (a ``rho`` parameter)."""
+        return self.n_clusters is not None
+
+    def transform_backend_kwargs(self, kwargs: dict) -> dict:
+        """Split the response matrix into effect sizes, variances and cluster codes."""
+        observed = np.asarray(kwargs["observed"])
+        kwargs["observed"] = observed[:, 0]
+        kwargs["variances"] = observed[:, 1]
+        kwargs["clusters"] = observed[:, 2].astype("int64") if self.has_clusters else None
+        return kwargs
+
+    def posterior_predictive(self, model, posterior, random_seed=None, **kwargs) -> xr.DataArray:
+        """Replicated effect sizes, each with its own sampling variance.
+
+        For the rows the model was fitted to, the cluster and estimate effects are drawn from
+        their exact conditional posterior (as a latent-effects model would replicate them); new
+        rows of a known cluster share that cluster's effect, rows of a new cluster get a fresh one.
+        """
+        data = kwargs.get("data")
+        rng = np.random.default_rng(random_seed)
+        rows = model.meta_data(data, require_response=False)
+        replicated = effects.draw_replicates(model, posterior, rows, rng)
+        return xr.DataArray(
+            replicated,
+            dims=("chain", "draw", "__obs__"),
+            coords={
+                "chain": posterior["chain"],
+                "draw": posterior["draw"],
+                "__obs__": np.arange(replicated.shape[-1]),
+            },
+        )
+
+    def log_likelihood(self, model, posterior, data=None, **kwargs) -> xr.DataArray:
+        """Pointwise log-likelihood per cluster (default with clusters) or per estimate.
+
+        ``unit="cluster"`` gives the joint density of each cluster's rows (leave-one-cluster-out);
+        ``unit="estimate"`` the density of each row given the rest of its cluster.
+        """
+        unit = kwargs.get("unit", self.log_likelihood_unit)
+        if unit not in LOG_LIKELIHOOD_UNITS:
+            raise ValueError(f"'unit' must be one of {', '.join(LOG_LIKELIHOOD_UNITS)}; got {unit!r}.")
+        rows = model.meta_data(data, require_response=True)
+        draws = model.parameter_draws(posterior, rows)
+        residual = rows.effect_sizes - draws["mu"]
+        if not self.has_clusters:
+            variance = rows.variances + draws["tau"] ** 2
+            values = -0.5 * (np.log(2 * np.pi * variance) + residual**2 / variance)
+            dim, labels = "__obs__", np.arange(values.shape[-1])
+        else:
+            codes, labels = rows.cluster_codes_in_data()
+            indicator = cluster_indicator(codes, len(labels))
+            stats = cluster_statistics(
+                residual, draws["tau"], draws["rho"], rows.variances, indicator
+            )
+            if unit == "cluster":
+                values, dim = cluster_loglik(stats, indicator), model.cluster
+            else:
+                values, dim = estimate_loglik(residual, stats, codes), "__obs__"
+                labels = np.arange(values.shape[-1])
+        return xr.DataArray(
+            values,
+            dims=("chain", "draw", dim),
+            coords={"chain": posterior["chain"], "draw": posterior["draw"], dim: labels},
+        )

@@ -1,0 +1,223 @@
+"""Meta-analytic formulas: ``yi | se(vi) ~ 1 + x + (1|cluster)`` -> what Bambi can parse.
+
+formulae cannot parse ``yi | se(vi)`` on the left-hand side, and Bambi has no hook to replace a
+group-specific term by a marginalised one. So the formula is taken apart here:
+
+* the left-hand side becomes a response call, ``meta_response(yi, vi, sd=False, cluster=g)``,
+  whose columns (effect size, sampling variance, cluster code) travel with the response, as
+  Bambi's own ``p(y, n)`` does for the binomial family;
+* the cluster term ``(1|g)`` (or the nested ``(1|g/id)``) is removed from the right-hand side: the
+  likelihood integrates the cluster and estimate effects out analytically;
+* continuous moderators are centred with formulae's stateful ``center()`` so that the intercept
+  prior acts at the moderator means (see ``priors.py``); categorical moderators keep uncentred
+  treatment contrasts.
+"""
+
+import re
+from dataclasses import dataclass
+
+import formulae as fm
+
+RESPONSE_FUNCTION = "meta_response"
+
+_LHS_PATTERN = re.compile(r"^(?P<response>.+?)\|\s*se\s*\((?P<arguments>.*)\)\s*$", re.DOTALL)
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
+
+
+@dataclass(frozen=True)
+class MetaFormula:
+    """The parts of a meta-analytic formula.
+
+    Attributes
+    ----------
+    response : str
+        Expression of the observed effect sizes (``yi``).
+    uncertainty : str
+        Expression of the known sampling uncertainty (``vi`` or ``sei``).
+    uncertainty_is_sd : bool
+        ``False``: ``uncertainty`` holds sampling VARIANCES (metafor's ``vi``, the default);
+        ``True``: it holds standard errors (``se(sei, sd=True)``, brms's convention).
+    fixed : str
+        Right-hand side without the cluster term: the moderators (meta-regression).
+    cluster : str or None
+        Column whose levels are the clusters (``(1|cluster)``); ``None`` for the ordinary
+        random-effects model.
+    estimate_id : str or None
+        Column of the estimate level in the nested notation ``(1|cluster/estimate_id)``.
+    """
+
+    response: str
+    uncertainty: str
+    uncertainty_is_sd: bool
+    fixed: str
+    cluster: str | None = None
+    estimate_id: str | None = None
+
+    @property
+    def has_intercept(self) -> bool:
+        """Whether the location model has an intercept."""
+        description = fm.model_description(f"y ~ {self.fixed}")
+        return any(isinstance(term, fm.terms.Intercept) for term in description.terms)
+
+    def response_call(self) -> str:
+        """The response call that replaces ``yi | se(vi)`` for Bambi."""
+        cluster = f", cluster={self.cluster}" if self.cluster else ""
+        return (
+            f"{RESPONSE_FUNCTION}({self.response}, {self.uncertainty}, "
+            f"sd={self.uncertainty_is_sd}{cluster})"
+        )
+
+
+def parse_meta_formula(formula: str) -> MetaFormula:
+    """Take a meta-analytic formula apart.
+
+    Parameters
+    ----------
+    formula : str
+        ``"yi | se(vi) ~ <moderators> + (1|cluster)"``; ``se(sei, sd=True)`` reads standard
+        errors instead of variances; ``(1|cluster/estimate)`` is accepted as the same
+        three-level model; without a group term the model is the ordinary random-effects model.
+
+    Returns
+    -------
+    MetaFormula
+
+    Raises
+    ------
+    ValueError
+        If the left-hand side does not give the sampling uncertainty, or the group terms ask for a
+        structure the compound-symmetric model cannot express (random slopes, crossed or several
+        cluster factors, more than three levels).
+    """
+    if not isinstance(formula, str):
+        raise TypeError(f"'formula' must be a string; got {type(formula).__name__}.")
+    if formula.count("~") != 1:
+        raise ValueError(f"'formula' must have exactly one '~'; got {formula!r}.")
+    lhs, rhs = (part.strip() for part in formula.split("~"))
+    response, uncertainty, is_sd = _parse_lhs(lhs)
+
+    pieces = _split_top_level(rhs, "+")
+    group_pieces = [piece for piece in pieces if _is_group_term(piece)]
+    fixed_pieces = [piece for piece in pieces if not _is_group_term(piece)]
+    cluster, estimate_id = _parse_group_terms(group_pieces)
+    fixed = " + ".join(fixed_pieces) if fixed_pieces else "1"
+    return MetaFormula(response, uncertainty, is_sd, fixed, cluster, estimate_id)
+
+
+def center_continuous_moderators(fixed: str, continuous: set[str]) -> tuple[str, dict[str, str]]:
+    """Wrap bare continuous variables of the location formula in ``center()``.
+
+    Parameters
+    ----------
+    fixed : str
+        The moderator part of the formula, e.g. ``"1 + year + deltype"``.
+    continuous : set of str
+        Names of the numeric columns of the data.
+
+    Returns
+    -------
+    formula : str
+        ``"1 + center(year) + deltype"``.
+    aliases : dict
+        Maps each new term name back to what the user wrote, e.g. ``{"center(year)": "year"}``.
+    """
+    terms = _split_top_level(fixed, "+")
+    new_terms, aliases = [], {}
+    for term in terms:
+        factors = re.split(r"(\s*[:*]\s*)", term.strip())
+        centred = [
+            f"center({factor})" if factor.strip() in continuous else factor for factor in factors
+        ]
+        new_term = "".join(centred)
+        if new_term != term.strip():
+            aliases[new_term.replace(" ", "")] = term.strip().replace(" ", "")
+        new_terms.append(new_term)
+    return " + ".join(new_terms), aliases
+
+
+def _parse_lhs(lhs: str) -> tuple[str, str, bool]:
+    match = _LHS_PATTERN.match(lhs)
+    if match is None:
+        raise ValueError(
+            "The left-hand side must give the effect sizes and their known sampling variances, "
+            f"e.g. 'yi | se(vi) ~ 1' (vi = VARIANCES, as in metafor) or 'yi | se(sei, sd=True) ~ 1' "
+            f"(standard errors, as in brms); got {lhs!r}."
+        )
+    response = match["response"].strip()
+    arguments = _split_top_level(match["arguments"], ",")
+    uncertainty, options = arguments[0].strip(), [arg.strip() for arg in arguments[1:]]
+    is_sd = False
+    for option in options:
+        key, _, value = (part.strip() for part in option.partition("="))
+        if key != "sd" or value not in {"True", "False", "TRUE", "FALSE"}:
+            raise ValueError(
+                f"se() takes one option, sd=True (standard errors) or sd=False (variances, the "
+                f"default); got {option!r}."
+            )
+        is_sd = value.upper() == "TRUE"
+    if not response or not uncertainty:
+        raise ValueError(f"Could not read the response and se() argument from {lhs!r}.")
+    return response, uncertainty, is_sd
+
+
+def _is_group_term(piece: str) -> bool:
+    piece = piece.strip()
+    return piece.startswith("(") and piece.endswith(")") and "|" in piece
+
+
+def _parse_group_terms(pieces: list[str]) -> tuple[str | None, str | None]:
+    """Return (cluster, estimate_id) or raise for structures CS cannot express."""
+    if not pieces:
+        return None, None
+    description = fm.model_description("y ~ " + " + ".join(pieces))
+    singles, nested = [], []
+    for term in description.terms:
+        if not isinstance(term, fm.terms.GroupSpecificTerm):
+            continue
+        if not isinstance(term.expr, fm.terms.Intercept):
+            raise ValueError(
+                f"Random slopes such as '{term}' are not part of the compound-symmetric "
+                "(tau, rho) model, which has one random intercept per cluster and one per "
+                "estimate. Use moderators (fixed effects) or a scale formula 'tau ~ z' instead."
+            )
+        names = [component.name for component in term.factor.components]
+        (singles if len(names) == 1 else nested).append(names)
+    cluster_names = {names[0] for names in singles}
+    if len(cluster_names) != 1:
+        found = ", ".join(f"(1|{name})" for name in sorted(cluster_names)) or "none"
+        raise ValueError(
+            "The compound-symmetric model has exactly one cluster factor, written (1|cluster) or "
+            f"(1|cluster/estimate); found {found} among {' + '.join(pieces)}. Crossed or several "
+            "cluster factors cannot be expressed by (tau, rho)."
+        )
+    cluster = cluster_names.pop()
+    if not nested:
+        return cluster, None
+    if len(nested) > 1 or len(nested[0]) != 2 or nested[0][0] != cluster:
+        raise ValueError(
+            f"Only the three-level nesting (1|{cluster}/estimate) is supported; got "
+            f"{' + '.join(pieces)}."
+        )
+    return cluster, nested[0][1]
+
+
+def _split_top_level(text: str, separator: str) -> list[str]:
+    """Split ``text`` at ``separator`` characters outside parentheses and brackets."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        if char == separator and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current).strip())
+    return [part for part in parts if part]
+
+
+def is_identifier(text: str) -> bool:
+    """Whether ``text`` is a bare column name (no call, no operator)."""
+    return bool(_IDENTIFIER.match(text.strip()))

@@ -1,0 +1,509 @@
+r"""Frequentist (REML/ML) companion to the Bayesian multilevel meta-analysis model.
+
+Row :math:`i` (an estimate) in cluster :math:`j` with known sampling variance :math:`v_i`,
+
+.. math::
+
+    y_i = X_i \beta + u_j + e_i + \varepsilon_i,\quad u_j \sim N(0, \tau^2 \rho),\quad
+    e_i \sim N(0, \tau^2 (1 - \rho)),\quad \varepsilon_i \sim N(0, v_i).
+
+This is metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/estimate)`` (``struct="nested"``,
+``sigma2_cluster`` :math:`= \tau^2\rho`, ``sigma2_estimate`` :math:`= \tau^2(1-\rho)`, both
+:math:`\ge 0`) and ``rma.mv(yi, vi, random = ~ estimate | cluster, struct = "CS")``
+(``struct="CS"``, which also admits :math:`\rho < 0` while the marginal covariance stays positive
+definite). Without clusters it is ``rma.uni`` (:math:`\tau^2` only). Pure numpy/scipy; the
+likelihood algebra lives in :mod:`bambi_meta._profile`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.optimize
+import scipy.stats
+
+from bambi_meta import _profile
+from bambi_meta._profile import ModelData
+
+__all__ = ["FrequentistFit", "fit_frequentist", "lrt"]
+
+_VARIANCE_PARAMETERS = {
+    "uni": ("tau2", "tau"),
+    "nested": ("tau2", "tau", "rho", "sigma2_cluster", "sigma2_estimate"),
+    "CS": ("tau2", "tau", "rho"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class FrequentistFit:
+    r"""Result of :func:`fit_frequentist` (metafor's conventions throughout).
+
+    Attributes
+    ----------
+    method, struct : str
+        ``"REML"``/``"ML"``; ``"uni"`` (no clusters), ``"nested"`` or ``"CS"``.
+    k, p, n_clusters : int
+        Estimates, fixed-effect coefficients and clusters (``None`` without clusters).
+    coefficients : pandas.DataFrame
+        ``estimate, se, z, p, ci_lower, ci_upper`` per column of X (Wald z tests and intervals).
+    vcov : pandas.DataFrame
+        Covariance matrix of the coefficients, :math:`(X^\top V^{-1} X)^{-1}`.
+    tau2, rho, sigma2_cluster, sigma2_estimate : float
+        Total heterogeneity, cluster share and the implied components (``None`` without clusters;
+        ``rho`` is NaN when ``tau2 = 0``).
+    loglik, deviance, AIC, BIC, AICc : float
+        Fit statistics; REML ones use the restricted log-likelihood and ``k - p`` observations.
+    n_parameters : int
+        ``p`` plus the number of variance parameters.
+    QE, QE_df, QEp : float, int, float
+        Residual heterogeneity test :math:`Q_E = y^\top P y` with :math:`W = \mathrm{diag}(1/v)`.
+    QM, QM_df, QMp : float, int, float or None
+        Wald test of all non-intercept coefficients (``None`` without moderators).
+    typical_v, I2 : float
+        Typical sampling variance :math:`(k-p)/\mathrm{tr}(P)` and :math:`I^2` in percent.
+    I2_components : dict
+        :math:`I^2` split into ``sigma2_cluster`` / ``sigma2_estimate`` (``tau2`` without clusters).
+    level : float
+        Confidence level of all intervals.
+    converged : bool
+        Whether the optimiser reported convergence.
+    """
+
+    method: str
+    struct: str
+    k: int
+    p: int
+    n_clusters: int | None
+    coefficients: pd.DataFrame
+    vcov: pd.DataFrame
+    tau2: float
+    rho: float | None
+    sigma2_cluster: float | None
+    sigma2_estimate: float | None
+    loglik: float
+    deviance: float
+    AIC: float
+    BIC: float
+    AICc: float
+    n_parameters: int
+    QE: float
+    QE_df: int
+    QEp: float
+    QM: float | None
+    QM_df: int | None
+    QMp: float | None
+    typical_v: float
+    I2: float
+    I2_components: dict[str, float]
+    level: float
+    converged: bool
+    _data: ModelData = field(repr=False)
+
+    @property
+    def tau(self) -> float:
+        r"""Total heterogeneity standard deviation :math:`\sqrt{\tau^2}`."""
+        return float(np.sqrt(self.tau2))
+
+    @property
+    def H2(self) -> float:  # noqa: N802 - metafor's name
+        r""":math:`H^2 = (\tau^2 + \tilde v) / \tilde v` with the typical variance."""
+        return (self.tau2 + self.typical_v) / self.typical_v
+
+    def _estimates(self) -> dict[str, float]:
+        return {
+            "tau2": self.tau2,
+            "rho": self.rho if self.rho is not None else 0.0,
+            "sigma2_cluster": self.sigma2_cluster or 0.0,
+            "sigma2_estimate": self.sigma2_estimate or 0.0,
+        }
+
+    def loglik_at(self, tau2: float, rho: float | None = None) -> float:
+        r"""(Restricted) log-likelihood at fixed ``tau2`` (and ``rho``), :math:`\beta` profiled out.
+
+        Returns ``-inf`` where the marginal covariance is not positive definite.
+        """
+        rho = 0.0 if rho is None else rho
+        ev = _profile.evaluate(self._data, tau2 * (1 - rho), tau2 * rho, self.method == "REML")
+        return -np.inf if ev is None else ev.loglik
+
+    def predict(self, X_new: np.ndarray | None = None, level: float | None = None) -> pd.DataFrame:
+        r"""Predicted mean with confidence and prediction interval, like metafor's ``predict()``.
+
+        .. math::
+
+            \hat\mu = x^\top\hat\beta,\quad \mathrm{se} = \sqrt{x^\top \Sigma_\beta x},
+            \quad \mathrm{PI} = \hat\mu \pm z_{1-\alpha/2}\sqrt{\mathrm{se}^2 + \tau^2}.
+
+        Parameters
+        ----------
+        X_new : array_like, optional
+            Rows of the design (shape ``(p,)`` or ``(n, p)``). Default: the pooled estimate for a
+            one-column design, otherwise the fitted values of all rows.
+        level : float, optional
+            Confidence level; defaults to the fit's level.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``pred, se, ci_lb, ci_ub, pi_lb, pi_ub``.
+        """
+        z = _z(self.level if level is None else _check_level(level))
+        if X_new is None:
+            X_new = np.ones((1, 1)) if self.p == 1 else self._data.X
+        X_new = np.atleast_2d(np.asarray(X_new, dtype=float))
+        if X_new.shape[1] != self.p:
+            raise ValueError(f"'X_new' must have {self.p} columns; got shape {X_new.shape}.")
+        pred = X_new @ self.coefficients["estimate"].to_numpy()
+        se = np.sqrt(np.einsum("ij,jk,ik->i", X_new, self.vcov.to_numpy(), X_new))
+        half_pi = z * np.sqrt(se**2 + self.tau2)
+        return pd.DataFrame(
+            {"pred": pred, "se": se, "ci_lb": pred - z * se, "ci_ub": pred + z * se,
+             "pi_lb": pred - half_pi, "pi_ub": pred + half_pi}
+        )  # fmt: skip
+
+    def profile_ci(self, parameter: str, level: float | None = None) -> tuple[float, float]:
+        r"""Profile-likelihood confidence interval of a variance parameter (metafor's ``confint``).
+
+        The bounds solve :math:`2[\ell(\hat\theta) - \ell_p(\theta)] = \chi^2_{1,\,level}`
+        where :math:`\ell_p` re-maximises over the other variance parameter. A bound at the edge
+        of the parameter space (0 for variances; 0 or -1 and 1 for rho) is reported as that edge.
+
+        Parameters
+        ----------
+        parameter : {"tau2", "tau", "rho", "sigma2_cluster", "sigma2_estimate"}
+            ``tau`` is the square root of the ``tau2`` interval; the sigma2 components exist for
+            ``struct="nested"`` only, rho needs clusters.
+        level : float, optional
+            Confidence level; defaults to the fit's level.
+        """
+        level = self.level if level is None else _check_level(level)
+        if parameter not in _VARIANCE_PARAMETERS[self.struct]:
+            allowed = ", ".join(_VARIANCE_PARAMETERS[self.struct])
+            raise ValueError(
+                f"'parameter' must be one of {allowed} for a {self.struct} fit; got {parameter!r}."
+            )
+        if parameter == "rho" and self.tau2 == 0.0:
+            raise ValueError("'rho' is not identified (tau2 = 0); no profile interval exists.")
+        name = "tau2" if parameter == "tau" else parameter
+        start = self._estimates()
+        rho_low = -1.0 if self.struct == "CS" else 0.0
+        domain, scale = ((rho_low, 1.0), 1.0) if name == "rho" else ((0.0, np.inf), self.typical_v)
+        reml = self.method == "REML"
+
+        def profile(value: float) -> float:
+            return _profile.profile_fit(self._data, reml, self.struct, name, value, start)[1].loglik
+
+        drop = scipy.stats.chi2.ppf(level, 1) / 2.0
+        bounds = _profile.profile_interval(profile, start[name], domain, scale, drop)
+        return tuple(np.sqrt(bounds)) if parameter == "tau" else bounds
+
+    def q_profile_ci(self, level: float | None = None) -> tuple[float, float]:
+        r"""Q-profile interval for ``tau2`` of a single-level fit (metafor's ``confint.rma.uni``).
+
+        Solves :math:`Q(\tau^2) = \sum_i (y_i - x_i\hat\beta_{\tau^2})^2 / (v_i + \tau^2)
+        = \chi^2_{k-p}` quantiles (upper quantile for the lower bound and vice versa); a bound
+        below 0 is reported as 0.
+        """
+        if self.struct != "uni":
+            raise ValueError("The Q-profile interval needs a single-level fit (cluster=None).")
+        alpha = 1.0 - (self.level if level is None else _check_level(level))
+        df = self.k - self.p
+
+        def q_stat(tau2: float) -> float:
+            return _profile.evaluate(self._data, tau2, 0.0, reml=False).rss
+
+        def solve(crit: float) -> float:
+            if q_stat(0.0) <= crit:
+                return 0.0
+            hi = max(self.tau2, self.typical_v)
+            while q_stat(hi) > crit:
+                hi *= 2.0
+            return scipy.optimize.brentq(lambda t: q_stat(t) - crit, 0.0, hi, xtol=1e-14)
+
+        crit_upper, crit_lower = scipy.stats.chi2.isf([alpha / 2, 1 - alpha / 2], df)
+        return solve(crit_upper), solve(crit_lower)
+
+    def to_frame(self, profile: bool = False) -> pd.DataFrame:
+        """Coefficients and variance parameters in one table.
+
+        Parameters
+        ----------
+        profile : bool
+            Fill ``ci_lower``/``ci_upper`` of the variance parameters with profile-likelihood
+            intervals (slower); otherwise they are NaN.
+        """
+        rows = self.coefficients[["estimate", "se", "ci_lower", "ci_upper"]]
+        names = [n for n in _VARIANCE_PARAMETERS[self.struct] if n != "tau"]
+        est = self._estimates()
+        var = pd.DataFrame(
+            {"estimate": [est[n] for n in names], "se": np.nan, "ci_lower": np.nan,
+             "ci_upper": np.nan}, index=names,
+        )  # fmt: skip
+        if profile:
+            for name in names:
+                if not (name == "rho" and self.tau2 == 0.0):
+                    var.loc[name, ["ci_lower", "ci_upper"]] = self.profile_ci(name)
+        return pd.concat([rows, var])
+
+    def __str__(self) -> str:
+        kind = {"uni": "random-effects model (rma.uni)",
+                "nested": "multilevel model, nested (~ 1 | cluster/estimate)",
+                "CS": "multilevel model, compound symmetry (~ estimate | cluster)"}[self.struct]  # fmt: skip
+        clusters = "" if self.n_clusters is None else f" in {self.n_clusters} clusters"
+        lines = [
+            f"Frequentist {kind}, {self.method}",
+            f"k = {self.k} estimates{clusters}; logLik = {self.loglik:.4f}, "
+            f"deviance = {self.deviance:.4f}, AIC = {self.AIC:.4f}, BIC = {self.BIC:.4f}, "
+            f"AICc = {self.AICc:.4f}",
+            "",
+            f"tau2 = {self.tau2:.6g} (tau = {self.tau:.6g}), I2 = {self.I2:.2f}%",
+        ]
+        if self.struct != "uni":
+            split = ", ".join(f"{n} {v:.2f}%" for n, v in self.I2_components.items())
+            lines += [
+                f"sigma2_cluster = {self.sigma2_cluster:.6g}, "
+                f"sigma2_estimate = {self.sigma2_estimate:.6g}, rho = {self.rho:.4f}",
+                f"I2 by component: {split}",
+            ]
+        lines.append(f"Heterogeneity: QE(df = {self.QE_df}) = {self.QE:.4f}, p = {self.QEp:.4g}")
+        if self.QM is not None:
+            lines.append(f"Moderators: QM(df = {self.QM_df}) = {self.QM:.4f}, p = {self.QMp:.4g}")
+        lines += ["", self.coefficients.to_string(float_format=lambda x: f"{x:.4f}")]
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# fitting
+
+
+def fit_frequentist(
+    yi: np.ndarray,
+    vi: np.ndarray,
+    X: np.ndarray | pd.DataFrame | None = None,
+    cluster: np.ndarray | None = None,
+    method: str = "REML",
+    X_names: list[str] | None = None,
+    level: float = 0.95,
+    *,
+    struct: str = "nested",
+) -> FrequentistFit:
+    r"""Fit the (multilevel) random-effects meta-analysis model by REML or ML.
+
+    Parameters
+    ----------
+    yi, vi : array_like
+        Estimates and their known sampling variances (1-D, finite, ``vi > 0``).
+    X : array_like or pandas.DataFrame, optional
+        Design matrix ``(k, p)`` of full column rank; default an intercept column ``"intrcpt"``.
+    cluster : array_like, optional
+        Cluster label of every row; ``None`` fits the single-level model (``rma.uni``).
+    method : {"REML", "ML"}
+        Estimation method.
+    X_names : list of str, optional
+        Coefficient names (default: DataFrame columns, ``intrcpt`` or ``x0, x1, ...``).
+    level : float
+        Confidence level of the Wald and profile intervals.
+    struct : {"nested", "CS"}
+        Variance parameter space with clusters: both components :math:`\ge 0` (``nested``) or
+        :math:`\tau^2 \ge 0`, :math:`-1 \le \rho \le 1` with positive-definite V (``CS``).
+
+    Returns
+    -------
+    FrequentistFit
+    """
+    data, names, level, method = _validate(yi, vi, X, cluster, method, X_names, level, struct)
+    struct = struct if data.clustered else "uni"
+    reml = method == "REML"
+    est, ev, converged = _profile.fit_components(data, reml, struct)
+    tau2, rho = est["tau2"], est.get("rho")
+    k, p = data.k, data.p
+
+    z = _z(level)
+    se = np.sqrt(np.diag(ev.vcov))
+    zval = ev.beta / se
+    coefficients = pd.DataFrame(
+        {"estimate": ev.beta, "se": se, "z": zval, "p": 2 * scipy.stats.norm.sf(np.abs(zval)),
+         "ci_lower": ev.beta - z * se, "ci_upper": ev.beta + z * se}, index=names,
+    )  # fmt: skip
+
+    n_parameters = p + (2 if data.clustered else 1)
+    n_obs = k - p if reml else k
+    if reml:
+        deviance = -2.0 * ev.loglik
+    else:  # metafor: ML deviance relative to the saturated model
+        deviance = -2.0 * (ev.loglik + 0.5 * np.sum(np.log(2 * np.pi * data.v)))
+    n_aicc = max(n_obs, n_parameters + 2)
+
+    qe = _profile.evaluate(data, 0.0, 0.0, reml=False).rss
+    qm, qm_df, qmp = _moderator_test(data.X, ev.beta, ev.vcov)
+    typical_v = _profile.typical_variance(data)
+    if data.clustered:
+        share = rho if np.isfinite(rho) else 0.0
+        sc, se_ = tau2 * share, tau2 * (1.0 - share)
+        comps = {"sigma2_cluster": sc, "sigma2_estimate": se_}
+    else:
+        sc = se_ = None
+        comps = {"tau2": tau2}
+    return FrequentistFit(
+        method=method, struct=struct, k=k, p=p,
+        n_clusters=len(data.cluster_sizes) if data.clustered else None,
+        coefficients=coefficients, vcov=pd.DataFrame(ev.vcov, index=names, columns=names),
+        tau2=tau2, rho=rho, sigma2_cluster=sc, sigma2_estimate=se_,
+        loglik=ev.loglik, deviance=deviance,
+        AIC=-2 * ev.loglik + 2 * n_parameters,
+        BIC=-2 * ev.loglik + n_parameters * np.log(n_obs),
+        AICc=-2 * ev.loglik + 2 * n_parameters * n_aicc / (n_aicc - n_parameters - 1),
+        n_parameters=n_parameters,
+        QE=qe, QE_df=k - p, QEp=float(scipy.stats.chi2.sf(qe, k - p)),
+        QM=qm, QM_df=qm_df, QMp=qmp,
+        typical_v=typical_v, I2=100 * tau2 / (tau2 + typical_v),
+        I2_components={n: 100 * v / (tau2 + typical_v) for n, v in comps.items()},
+        level=level, converged=converged, _data=data,
+    )  # fmt: skip
+
+
+def lrt(fit_full: FrequentistFit, fit_reduced: FrequentistFit) -> dict[str, float]:
+    r"""Likelihood-ratio test of two nested fits to the same data (like metafor's ``anova``).
+
+    .. math::
+
+        LRT = 2\,[\ell_{full} - \ell_{reduced}] \sim \chi^2_{df},\quad
+        df = n_{par,full} - n_{par,reduced}.
+
+    A restriction at the boundary (e.g. ``rho = 0``, i.e. a single-level reduced fit) makes the
+    naive :math:`\chi^2` p-value conservative; it is reported as metafor does.
+
+    Raises
+    ------
+    ValueError
+        If the fits use different data, methods or clusters, are REML fits with different X,
+        have a reduced design not spanned by the full one, or are not nested (``df <= 0``).
+    """
+    full, red = fit_full._data, fit_reduced._data
+    if fit_full.method != fit_reduced.method:
+        raise ValueError("'fit_full' and 'fit_reduced' must use the same method (REML or ML).")
+    if not (np.array_equal(full.y, red.y) and np.array_equal(full.v, red.v)):
+        raise ValueError("'fit_full' and 'fit_reduced' must be fitted to the same yi and vi.")
+    if fit_full.method == "REML":
+        if full.X.shape != red.X.shape or not np.allclose(full.X, red.X):
+            raise ValueError(
+                "REML fits with different X are not comparable; refit both with method='ML'."
+            )
+    else:
+        resid = red.X - full.X @ np.linalg.lstsq(full.X, red.X, rcond=None)[0]
+        if np.max(np.abs(resid)) > 1e-8 * max(1.0, np.max(np.abs(red.X))):
+            raise ValueError("The columns of the reduced X must lie in the span of the full X.")
+    if red.clustered and (not full.clustered or not np.array_equal(full.codes, red.codes)):
+        raise ValueError("'fit_reduced' has clusters that differ from those of 'fit_full'.")
+    if fit_reduced.struct not in ("uni", fit_full.struct, "nested" if fit_full.struct == "CS" else ""):
+        raise ValueError(f"A {fit_reduced.struct} fit is not nested in a {fit_full.struct} fit.")
+    df = fit_full.n_parameters - fit_reduced.n_parameters
+    if df <= 0:
+        raise ValueError(f"'fit_full' must have more parameters than 'fit_reduced' (df = {df}).")
+    stat = max(0.0, 2.0 * (fit_full.loglik - fit_reduced.loglik))
+    return {"LRT": stat, "df": df, "pval": float(scipy.stats.chi2.sf(stat, df))}
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _z(level: float) -> float:
+    return float(scipy.stats.norm.ppf(0.5 + level / 2.0))
+
+
+def _check_level(level: float) -> float:
+    if not (isinstance(level, int | float) and 0.0 < level < 1.0):
+        raise ValueError(f"'level' must be a number in (0, 1); got {level!r}.")
+    return float(level)
+
+
+def _moderator_test(
+    X: np.ndarray, beta: np.ndarray, vcov: np.ndarray
+) -> tuple[float | None, int | None, float | None]:
+    """Wald test of all coefficients except an intercept column (metafor's default ``btt``)."""
+    intercept = np.all(X == 1.0, axis=0)
+    btt = np.flatnonzero(~intercept) if intercept.any() else np.arange(X.shape[1])
+    if btt.size == 0:
+        return None, None, None
+    b = beta[btt]
+    qm = float(b @ np.linalg.solve(vcov[np.ix_(btt, btt)], b))
+    return qm, int(btt.size), float(scipy.stats.chi2.sf(qm, btt.size))
+
+
+def _vector(name: str, values: object, k: int | None = None) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"'{name}' must be numeric.") from err
+    if arr.ndim != 1:
+        raise ValueError(f"'{name}' must be 1-D; got shape {arr.shape}.")
+    if k is not None and arr.shape[0] != k:
+        raise ValueError(f"'{name}' must have the same length as 'yi' ({k}); got {arr.shape[0]}.")
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise ValueError(f"'{name}' must be finite; row {bad[0]} has {arr[bad[0]]}.")
+    return arr
+
+
+def _validate(
+    yi: object,
+    vi: object,
+    X: object,
+    cluster: object,
+    method: str,
+    X_names: list[str] | None,
+    level: float,
+    struct: str,
+) -> tuple[ModelData, list[str], float, str]:
+    """Check all inputs; return ``(ModelData, names, level, method)``. Rows are 0-based."""
+    y = _vector("yi", yi)
+    k = y.shape[0]
+    v = _vector("vi", vi, k)
+    bad = np.flatnonzero(v <= 0)
+    if bad.size:
+        raise ValueError(f"'vi' must be finite and > 0; row {bad[0]} has {v[bad[0]]}.")
+    if not isinstance(method, str) or method.upper() not in ("REML", "ML"):
+        raise ValueError(f"'method' must be 'REML' or 'ML'; got {method!r}.")
+    if struct not in ("nested", "CS"):
+        raise ValueError(f"'struct' must be 'nested' or 'CS'; got {struct!r}.")
+    if struct == "CS" and cluster is None:
+        raise ValueError("'struct' = 'CS' needs 'cluster'.")
+    level = _check_level(level)
+    if X is None:
+        design, default_names = np.ones((k, 1)), ["intrcpt"]
+    else:
+        default_names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+        try:
+            design = np.asarray(X, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise ValueError("'X' must be numeric.") from err
+        if design.ndim != 2 or design.shape[0] != k:
+            raise ValueError(f"'X' must be 2-D with {k} rows (k x p); got shape {design.shape}.")
+        bad = np.argwhere(~np.isfinite(design))
+        if bad.size:
+            raise ValueError(f"'X' must be finite; row {bad[0][0]}, column {bad[0][1]} is not.")
+        if np.linalg.matrix_rank(design) < design.shape[1]:
+            raise ValueError("'X' is not of full column rank; drop redundant columns.")
+    p = design.shape[1]
+    if k <= p:
+        raise ValueError(f"Need more estimates than coefficients; k = {k}, p = {p}.")
+    names = list(X_names) if X_names is not None else default_names or [f"x{j}" for j in range(p)]
+    if len(names) != p or len(set(names)) != p:
+        raise ValueError(f"'X_names' must hold {p} distinct names; got {names!r}.")
+    if cluster is None:
+        codes = np.arange(k)
+    else:
+        labels = pd.Series(np.asarray(cluster, dtype=object).ravel())
+        if labels.shape[0] != k or np.ndim(cluster) != 1:
+            raise ValueError(f"'cluster' must be 1-D with {k} labels; got shape {np.shape(cluster)}.")
+        missing = np.flatnonzero(labels.isna().to_numpy())
+        if missing.size:
+            raise ValueError(f"'cluster' must not be missing; row {missing[0]} is.")
+        codes = pd.factorize(labels)[0]
+        if codes.max() < 1:
+            raise ValueError("'cluster' must have at least 2 distinct labels.")
+    data = ModelData(y, v, design, codes.astype(np.intp), clustered=cluster is not None)
+    return data, names, level, method.upper()

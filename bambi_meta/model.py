@@ -1,0 +1,312 @@
+"""``MetaModel``: a ``bmb.Model`` for (multilevel) meta-analysis with known sampling variances."""
+
+import warnings
+
+import bambi as bmb
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bambi_meta import _validate
+from bambi_meta.columns import MetaData, read_meta_data
+from bambi_meta.family import MetaAnalyticFamily
+from bambi_meta.formula import (
+    RESPONSE_FUNCTION,
+    MetaFormula,
+    center_continuous_moderators,
+    parse_meta_formula,
+)
+from bambi_meta.priors import MEASURES, coefficient_scale, default_priors, unit_information_sd
+
+FORMULA_NAMESPACE = {"sqrt": np.sqrt, "log": np.log, "exp": np.exp, "np": np}
+
+
+class MetaModel(bmb.Model):
+    """Bayesian meta-analysis with Bambi: known sampling variances, (tau, rho) heterogeneity.
+
+    Row i (an estimate) in cluster j with known sampling variance :math:`v_i`:
+
+    .. math::
+
+        y_i = X_i\\beta + u_j + e_i + \\varepsilon_i,\\quad
+        u_j \\sim N(0, \\tau^2\\rho),\\quad e_i \\sim N(0, \\tau^2(1-\\rho)),\\quad
+        \\varepsilon_i \\sim N(0, v_i).
+
+    The cluster and estimate effects are integrated out analytically (``likelihood.py``), so the
+    sampler only sees the moderators, ``tau`` and ``rho``.
+
+    Parameters
+    ----------
+    formula : str or bambi.Formula
+        ``"yi | se(vi) ~ 1 + moderators + (1|cluster)"``. **vi are sampling VARIANCES** (as in
+        metafor). Standard errors need ``se(sei, sd=True)``; note that brms's ``se()`` takes
+        standard errors, so a formula copied from brms must add ``sd=True``. ``(1|cluster)`` (or
+        ``(1|cluster/estimate)``) adds the cluster level; without it the model is the ordinary
+        random-effects model. A ``bmb.Formula`` may add ``"tau ~ z"`` (log link) or
+        ``"rho ~ z"`` (logit link).
+    data : pandas.DataFrame
+        One row per estimate.
+    measure : str
+        Effect-size measure, which sets the default priors: one of ``SMD``, ``ZCOR``, ``OR``,
+        ``RR``, ``HR``, ``IRR``, ``RD``, ``GEN`` (see ``bambi_meta.priors``).
+    priors : dict, optional
+        Bambi priors overriding the defaults, e.g. ``{"tau": bmb.Prior("HalfCauchy", beta=0.5)}``;
+        ``{"tau": 0}`` gives the common-effect model. Moderators are named as in the formula.
+    sample_sizes : str, optional
+        Column of total sample sizes (sets the unit-information SD of RD and GEN).
+    uisd : float, optional
+        Explicit unit-information SD (overrides the measure's).
+    dropna : bool, default False
+        Drop rows with missing values in the variables the model uses, with a warning that lists
+        them. By default missing values are an error.
+    **kwargs
+        Passed to ``bambi.Model`` (e.g. ``categorical``, ``noncentered``).
+
+    Examples
+    --------
+    >>> import bambi_meta as bmm
+    >>> dat = bmm.load_dataset("dat.konstantopoulos2011")
+    >>> model = bmm.MetaModel("yi | se(vi) ~ 1 + (1|district)", dat, measure="SMD")
+    >>> sorted(model.family.likelihood.params)
+    ['mu', 'rho', 'tau']
+    """
+
+    def __init__(
+        self,
+        formula: str | bmb.Formula,
+        data: pd.DataFrame,
+        measure: str | None = None,
+        priors: dict | None = None,
+        *,
+        sample_sizes: str | None = None,
+        uisd: float | None = None,
+        dropna: bool = False,
+        **kwargs,
+    ):
+        main, additionals = _split_formula(formula)
+        self.meta_formula: MetaFormula = parse_meta_formula(main)
+        data = _validate.require_dataframe(data)
+        if measure is None:
+            raise ValueError(
+                "'measure' is required (it sets the default priors): one of "
+                f"{', '.join(MEASURES)}."
+            )
+        self.measure = _validate.check_choice(measure, "measure", MEASURES)
+        data = self._drop_or_reject_missing(data, additionals, dropna)
+        _validate.check_number_of_estimates(len(data))
+
+        self._namespace = dict(FORMULA_NAMESPACE)
+        self._training = self._read_training_rows(data)
+        sizes = None if sample_sizes is None else _sample_sizes(data, sample_sizes)
+        self.uisd = unit_information_sd(self.measure, self._training.variances, sizes, uisd)
+
+        family = MetaAnalyticFamily(None if self.cluster is None else len(self.cluster_levels))
+        family.set_default_priors(default_priors(self.uisd, {}, False, family.has_clusters))
+        fixed, self._moderator_aliases = self._centred_moderators(data)
+        self._namespace[RESPONSE_FUNCTION] = self._response_columns
+        user_priors = self._rename_user_priors(priors or {})
+        super().__init__(
+            bmb.Formula(f"{self.meta_formula.response_call()} ~ {fixed}", *additionals),
+            data,
+            family=family,
+            priors=user_priors,
+            auto_scale=False,
+            center_predictors=False,
+            extra_namespace=self._namespace,
+            **kwargs,
+        )
+        self._set_default_location_priors(user_priors)
+        self.set_alias({self._response_component.response.name: self.meta_formula.response})
+        if self._moderator_aliases:
+            self.set_alias(self._moderator_aliases)
+
+    # ----------------------------------------------------------------------------------------
+    # What the model is
+    # ----------------------------------------------------------------------------------------
+    @property
+    def cluster(self) -> str | None:
+        """Name of the cluster column, or ``None`` without a cluster level."""
+        return self.meta_formula.cluster
+
+    @property
+    def n_estimates(self) -> int:
+        """Number of estimates (rows), k."""
+        return len(self._training.variances)
+
+    @property
+    def description(self) -> str:
+        """Which meta-analytic model this is, in the field's words."""
+        kinds = []
+        tau = self.parameters.get("tau")
+        if tau is not None and isinstance(getattr(tau, "prior", None), (int, float)):
+            kinds.append("common-effect")
+        elif self.cluster is not None:
+            kinds.append("multilevel random-effects (compound-symmetric tau, rho)")
+        else:
+            kinds.append("random-effects")
+        if self.parameters["mu"].common_terms:
+            kinds.append("meta-regression")
+        if "tau" in self.conditional_parameters or "rho" in self.conditional_parameters:
+            kinds.append("location-scale")
+        return ", ".join(kinds)
+
+    def __str__(self) -> str:
+        form = self.meta_formula
+        kind = "standard errors (squared to variances)" if form.uncertainty_is_sd else "VARIANCES"
+        lines = [
+            f"Meta-analytic model: {self.description}",
+            f"  effect sizes:          {form.response}  (k = {self.n_estimates})",
+            f"  sampling uncertainty:  {form.uncertainty}  read as {kind}",
+        ]
+        if not form.uncertainty_is_sd:
+            lines.append("                         (for standard errors write se(sei, sd=True))")
+        if self.cluster is not None:
+            sizes = np.bincount(self._training.cluster_codes)
+            lines.append(
+                f"  clusters:              {self.cluster}  ({len(sizes)} clusters, "
+                f"{sizes.min()}-{sizes.max()} estimates each)"
+            )
+        if self._moderator_aliases:
+            lines.append(
+                "  intercept:             at the means of the continuous moderators ("
+                + ", ".join(self._moderator_aliases.values())
+                + ")"
+            )
+        lines.append(f"  measure:               {self.measure} (unit-information SD {self.uisd:.4g})")
+        return "\n".join(lines) + "\n\n" + super().__str__()
+
+    # ----------------------------------------------------------------------------------------
+    # Data and draws used by the family, the effects and the summaries
+    # ----------------------------------------------------------------------------------------
+    def meta_data(self, data: pd.DataFrame | None = None, require_response: bool = True) -> MetaData:
+        """Effect sizes, sampling variances and clusters of the fitted rows or of new ``data``."""
+        if data is None:
+            return self._training
+        return read_meta_data(
+            data, self.meta_formula, self.cluster_levels, self._namespace, require_response, data
+        )
+
+    def parameter_draws(self, posterior: xr.Dataset, rows: MetaData | None = None) -> dict:
+        """Posterior draws of ``mu``, ``tau`` (and ``rho``) for each row, as NumPy arrays.
+
+        Each array has shape (chain, draw, k) or (chain, draw, 1) when constant over rows.
+        """
+        frame = None if rows is None else rows.frame
+        idata = xr.DataTree.from_dict({"posterior": xr.Dataset(posterior)})
+        draws = {}
+        for name in self.family.likelihood.params:
+            component = self.parameters[name]
+            if name in self.conditional_parameters:
+                values = component.predict(idata, frame).transpose("chain", "draw", "__obs__")
+                draws[name] = values.to_numpy()
+            elif isinstance(component.prior, (int, float)):
+                draws[name] = np.full((1, 1, 1), float(component.prior))
+            else:
+                draws[name] = posterior[component.alias or name].to_numpy()[..., np.newaxis]
+        return draws
+
+    # ----------------------------------------------------------------------------------------
+    # Construction steps
+    # ----------------------------------------------------------------------------------------
+    def _read_training_rows(self, data: pd.DataFrame) -> MetaData:
+        form = self.meta_formula
+        rows = read_meta_data(data, form, None, self._namespace, True)
+        self.cluster_levels = None
+        if form.cluster is not None:
+            labels = pd.Series(rows.cluster_labels)
+            _validate.check_cluster_labels(labels, form.cluster)
+            if form.estimate_id is not None:
+                _validate.require_columns(data, [form.estimate_id], "estimate id")
+                pairs = labels.astype(str) + ":" + data[form.estimate_id].astype(str).to_numpy()
+                _validate.check_unique_within(pairs, form.cluster, form.estimate_id)
+            self.cluster_levels = np.unique(rows.cluster_labels)
+        return read_meta_data(data, form, self.cluster_levels, self._namespace, True)
+
+    def _response_columns(self, effect_sizes, uncertainty, sd=False, cluster=None):
+        """The response call: (effect size, sampling variance, cluster code) per row."""
+        uncertainty = np.asarray(uncertainty, dtype=float)
+        variances = uncertainty**2 if sd else uncertainty
+        codes = np.zeros(len(variances))
+        if cluster is not None:
+            codes = pd.Categorical(np.asarray(cluster), categories=self.cluster_levels).codes
+        return np.column_stack([np.asarray(effect_sizes, dtype=float), variances, codes])
+
+    def _centred_moderators(self, data: pd.DataFrame) -> tuple[str, dict[str, str]]:
+        """Centre continuous moderators (so the intercept prior acts at their means)."""
+        fixed = self.meta_formula.fixed
+        if not self.meta_formula.has_intercept:
+            return fixed, {}
+        continuous = {
+            name
+            for name in data.columns
+            if pd.api.types.is_numeric_dtype(data[name]) and not pd.api.types.is_bool_dtype(data[name])
+        }
+        return center_continuous_moderators(fixed, continuous)
+
+    def _rename_user_priors(self, priors: dict) -> dict:
+        """Let users name moderators as they wrote them (``year``, not ``center(year)``)."""
+        if not isinstance(priors, dict):
+            raise TypeError(f"'priors' must be a dict of Bambi priors; got {type(priors).__name__}.")
+        by_user_name = {alias: term for term, alias in self._moderator_aliases.items()}
+        return {by_user_name.get(name, name): prior for name, prior in priors.items()}
+
+    def _set_default_location_priors(self, user_priors: dict) -> None:
+        mu = self.parameters["mu"]
+        scales = {name: coefficient_scale(term.term) for name, term in mu.common_terms.items()}
+        defaults = default_priors(self.uisd, scales, mu.intercept_term is not None, False)
+        location = {name: prior for name, prior in defaults.items() if name in mu.terms}
+        chosen = {name: prior for name, prior in location.items() if name not in user_priors}
+        if chosen:
+            self.set_priors(priors=chosen)
+
+    def _drop_or_reject_missing(
+        self, data: pd.DataFrame, additionals: tuple, dropna: bool
+    ) -> pd.DataFrame:
+        """Rows with NaN in a used variable: error naming them, or drop them with a warning."""
+        used = _used_variables(self.meta_formula, additionals, data)
+        missing = data[used].isna().any(axis=1).to_numpy()
+        if not missing.any():
+            return data
+        columns = [name for name in used if data[name].isna().any()]
+        rows = _validate.describe_rows(missing)
+        if not dropna:
+            raise ValueError(
+                f"Missing values (NaN) in {', '.join(map(repr, columns))}: {rows}. Nothing is "
+                "dropped silently: remove or impute them, or pass dropna=True to drop these rows."
+            )
+        warnings.warn(
+            f"dropna=True: dropped {int(missing.sum())} of {len(data)} rows with missing values in "
+            f"{', '.join(map(repr, columns))}: {rows}.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return data.loc[~missing].reset_index(drop=True)
+
+
+def _split_formula(formula: str | bmb.Formula) -> tuple[str, tuple[str, ...]]:
+    if isinstance(formula, bmb.Formula):
+        return formula.main, tuple(formula.additionals)
+    if isinstance(formula, str):
+        return formula, ()
+    raise TypeError(f"'formula' must be a string or a bambi.Formula; got {type(formula).__name__}.")
+
+
+def _used_variables(form: MetaFormula, additionals: tuple, data: pd.DataFrame) -> list[str]:
+    import formulae as fm
+
+    expressions = [f"{form.response} ~ {form.fixed}", f"{form.uncertainty} ~ 1"]
+    expressions += [f"y ~ {extra.split('~', 1)[1]}" for extra in additionals]
+    names = set()
+    for expression in expressions:
+        names |= fm.model_description(expression).var_names
+    names -= {"y"}
+    for name in (form.cluster, form.estimate_id):
+        if name is not None:
+            names.add(name)
+    _validate.require_columns(data, sorted(names), "formula")
+    return sorted(names)
+
+
+def _sample_sizes(data: pd.DataFrame, column: str) -> np.ndarray:
+    _validate.require_columns(data, [column], "sample size")
+    return _validate.numeric_column(data[column], column, "Sample sizes")
