@@ -4,7 +4,14 @@ from importlib.metadata import version
 
 from bambi_meta.datasets import DATASETS, load_dataset
 from bambi_meta.model import MetaModel
+from bambi_meta.plots import plot_posterior, prior_density
 from bambi_meta.priors import MEASURES, UNIT_INFORMATION_SD, unit_information_sd
+from bambi_meta.summary import (
+    ConvergenceWarning,
+    heterogeneity_posterior,
+    summary,
+    summary_heterogeneity,
+)
 
 __version__ = version("bambi_meta")
 
@@ -12,8 +19,14 @@ __all__ = [
     "DATASETS",
     "MEASURES",
     "UNIT_INFORMATION_SD",
+    "ConvergenceWarning",
     "MetaModel",
     "__version__",
+    "heterogeneity_posterior",
     "load_dataset",
+    "plot_posterior",
+    "prior_density",
+    "summary",
+    "summary_heterogeneity",
     "unit_information_sd",
 ]

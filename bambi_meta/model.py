@@ -192,7 +192,7 @@ class MetaModel(bmb.Model):
         Each array has shape (chain, draw, k) or (chain, draw, 1) when constant over rows.
         """
         frame = None if rows is None else rows.frame
-        idata = xr.DataTree.from_dict({"posterior": xr.Dataset(posterior)})
+        idata = xr.DataTree.from_dict({"posterior": as_dataset(posterior)})
         draws = {}
         for name in self.family.likelihood.params:
             component = self.parameters[name]
@@ -281,6 +281,11 @@ class MetaModel(bmb.Model):
             stacklevel=3,
         )
         return data.loc[~missing].reset_index(drop=True)
+
+
+def as_dataset(group: xr.Dataset | xr.DataTree) -> xr.Dataset:
+    """The Dataset of a DataTree group (fits return DataTrees; posteriors may be either)."""
+    return group.to_dataset() if isinstance(group, xr.DataTree) else group
 
 
 def _split_formula(formula: str | bmb.Formula) -> tuple[str, tuple[str, ...]]:

@@ -1,0 +1,166 @@
+"""Tables a meta-analyst reports, from a fitted ``MetaModel`` and its posterior (pandas)."""
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bambi_meta.model import as_dataset
+from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
+
+RHAT_LIMIT = 1.01
+ESS_LIMIT = 400
+QUANTILES = (0.025, 0.5, 0.975)
+
+
+class ConvergenceWarning(UserWarning):
+    """The sampler's output does not support reliable estimates yet."""
+
+
+def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame:
+    """Posterior summary of the pooled effect / moderators, tau and rho.
+
+    Parameters
+    ----------
+    model : MetaModel
+        The fitted model.
+    idata : xarray.DataTree
+        What ``model.fit()`` returned.
+    include_mcmc_diagnostics : bool, default True
+        Add the Monte Carlo standard error of the mean, bulk ESS and R-hat, and warn when R-hat
+        exceeds 1.01, bulk ESS is below 400 or there were divergent transitions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``mu`` (the intercept of an intercept-only model; ``Intercept`` and one row per
+        moderator column otherwise), ``tau``, ``rho`` and any scale-model coefficients; columns
+        ``Mean``, ``SD``, ``0.025``, ``0.5``, ``0.975`` and ``MCSE``, ``ESS``, ``R-hat``.
+    """
+    posterior = as_dataset(idata["posterior"])
+    names = _parameter_names(model, posterior)
+    draws = _flatten(posterior[names])
+    if model.parameters["mu"].intercept_term is not None and not model.parameters["mu"].common_terms:
+        draws = {("mu" if name == "Intercept" else name): values for name, values in draws.items()}
+    table = _describe(draws, mean_sd=True)
+    if include_mcmc_diagnostics:
+        table = table.join(_diagnostics(draws))
+        warn_about_convergence(idata, table)
+    return table
+
+
+def summary_heterogeneity(model, idata) -> pd.DataFrame:
+    """Heterogeneity: tau, rho and the within/between partition of tau, tau2 and I2, and H2.
+
+    Computed per posterior draw (``heterogeneity.heterogeneity_draws``) with the typical sampling
+    variance of the data and the location design, then summarised. I2 is in percent.
+
+    Parameters
+    ----------
+    model : MetaModel
+        The fitted model.
+    idata : xarray.DataTree
+        What ``model.fit()`` returned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``tau``, ``rho``, ``tau [within]``, ``tau [between]``, ``tau2``, ``tau2 [within]``,
+        ``tau2 [between]``, ``I2``, ``I2 [within]``, ``I2 [between]``, ``H2`` (only ``tau``,
+        ``tau2``, ``I2``, ``H2`` without clusters); columns ``Mean``, ``Median``, ``0.025``,
+        ``0.975``.
+    """
+    draws = heterogeneity_posterior(model, idata)
+    table = _describe(draws, mean_sd=False)
+    return table[["Mean", "Median", "0.025", "0.975"]]
+
+
+def heterogeneity_posterior(model, idata) -> dict[str, np.ndarray]:
+    """Draws (chain, draw) of every row of :func:`summary_heterogeneity`."""
+    posterior = as_dataset(idata["posterior"])
+    draws = model.parameter_draws(posterior)
+    design = np.asarray(model.parameters["mu"].design.common.design_matrix)
+    typical = typical_sampling_variance(model.meta_data().variances, design)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], 1)
+    tau = np.broadcast_to(draws["tau"], np.broadcast_shapes(draws["tau"].shape, shape))
+    rho = draws.get("rho")
+    if rho is not None:
+        rho = np.broadcast_to(rho, np.broadcast_shapes(rho.shape, tau.shape))
+    return heterogeneity_draws(tau, rho, typical)
+
+
+def warn_about_convergence(idata, table: pd.DataFrame) -> None:
+    """Warn, with what to do, when R-hat, ESS or divergences signal an unreliable fit."""
+    problems = []
+    high_rhat = table.index[table["R-hat"] > RHAT_LIMIT].tolist()
+    if high_rhat:
+        problems.append(f"R-hat > {RHAT_LIMIT} for {', '.join(high_rhat)} (chains disagree)")
+    low_ess = table.index[table["ESS"] < ESS_LIMIT].tolist()
+    if low_ess:
+        problems.append(f"bulk ESS < {ESS_LIMIT} for {', '.join(low_ess)}")
+    if "sample_stats" in idata.children and "diverging" in idata["sample_stats"]:
+        divergent = int(idata["sample_stats"]["diverging"].sum())
+        if divergent:
+            problems.append(f"{divergent} divergent transitions")
+    if problems:
+        warnings.warn(
+            "The posterior may be unreliable: "
+            + "; ".join(problems)
+            + ". Run more draws (draws=, tune=), more chains, or raise target_accept "
+            "(e.g. fit(target_accept=0.95)); check priors that allow implausible values.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+
+def _parameter_names(model, posterior: xr.Dataset) -> list[str]:
+    """Posterior variables to report: location coefficients, then tau, rho, then the rest."""
+    per_row = [name for name, values in posterior.data_vars.items() if "__obs__" in values.dims]
+    names = [name for name in posterior.data_vars if name not in per_row]
+    first = [name for name in names if name not in ("tau", "rho") and not name.startswith(("tau_", "rho_"))]
+    return first + [name for name in names if name not in first]
+
+
+def _flatten(posterior: xr.Dataset) -> dict[str, np.ndarray]:
+    """One (chain, draw) array per scalar quantity; extra dims become ``name[level]``."""
+    out = {}
+    for name, values in posterior.data_vars.items():
+        extra = [dim for dim in values.dims if dim not in ("chain", "draw")]
+        if not extra:
+            out[name] = values.transpose("chain", "draw").to_numpy()
+            continue
+        stacked = values.stack(__level__=extra).transpose("chain", "draw", "__level__")
+        for index, level in enumerate(stacked["__level__"].to_numpy()):
+            label = level if not isinstance(level, tuple) else ", ".join(map(str, level))
+            out[f"{name}[{label}]"] = stacked.to_numpy()[..., index]
+    return out
+
+
+def _describe(draws: dict[str, np.ndarray], mean_sd: bool) -> pd.DataFrame:
+    rows = {}
+    for name, values in draws.items():
+        flat = np.asarray(values).ravel()
+        quantiles = np.quantile(flat, QUANTILES)
+        row = {"Mean": flat.mean(), "SD": flat.std(ddof=1), "Median": quantiles[1]}
+        row.update({f"{q:g}": value for q, value in zip(QUANTILES, quantiles, strict=True)})
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    columns = ["Mean", "SD", "0.025", "0.5", "0.975"] if mean_sd else ["Mean", "Median", "0.025", "0.975"]
+    return table[columns]
+
+
+def _diagnostics(draws: dict[str, np.ndarray]) -> pd.DataFrame:
+    dataset = xr.Dataset({name: (("chain", "draw"), values) for name, values in draws.items()})
+    mcse = az.mcse(dataset)
+    ess = az.ess(dataset)
+    rhat = az.rhat(dataset)
+    return pd.DataFrame(
+        {
+            "MCSE": [float(mcse[name]) for name in draws],
+            "ESS": [float(ess[name]) for name in draws],
+            "R-hat": [float(rhat[name]) for name in draws],
+        },
+        index=list(draws),
+    )
