@@ -104,7 +104,7 @@ def evaluate(expression: str, frame: pd.DataFrame, namespace: dict, role: str) -
     for name in names:
         _validate.numeric_column(frame[name], name, role)
     design = fm.design_matrices(f"{expression} ~ 1", frame, "error", 1, namespace)
-    return np.asarray(design.response, dtype=float).ravel()
+    return np.asarray(design.response.design_matrix, dtype=float).ravel()
 
 
 def _available(expression: str, frame: pd.DataFrame) -> bool:
