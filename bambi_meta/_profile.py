@@ -1,6 +1,7 @@
 r"""Profiled likelihood of the compound-symmetric multilevel meta-analysis model.
 
-Internal numerical core of :mod:`bambi_meta.frequentist` (pure numpy/scipy). Row ``i`` of cluster
+Internal numerical core of :mod:`bambi_meta.frequentist` (pure numpy/scipy): validated data,
+the likelihood, its maximisation and profile intervals. Row ``i`` of cluster
 ``j`` has marginal covariance block
 
 .. math::
@@ -28,13 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
+import pandas as pd
 import scipy.optimize
-import scipy.sparse
 
 LOG_2PI = float(np.log(2.0 * np.pi))
-# L-BFGS-B settings: the objective is smooth and cheap, so converge to (almost) machine precision.
-_LBFGSB = {"ftol": 1e-15, "gtol": 1e-11, "maxiter": 2000}
 # Maps the free optimisation variables x (natural units) to (a, c) and d(a, c)/dx (2 x len(x)).
 ParamMap = Callable[[np.ndarray], tuple[float, float, np.ndarray]]
 
@@ -62,13 +60,8 @@ class ModelData:
     clustered: bool
 
     def __post_init__(self) -> None:
-        m = int(self.codes.max()) + 1
-        k = self.y.shape[0]
-        indicator = scipy.sparse.csr_array(
-            (np.ones(k), (self.codes, np.arange(k))), shape=(m, k)
-        )
-        object.__setattr__(self, "indicator", indicator)
         object.__setattr__(self, "cluster_sizes", np.bincount(self.codes))
+        object.__setattr__(self, "Xy", np.column_stack([self.X, self.y]))
         object.__setattr__(self, "logdet_xtx", float(np.linalg.slogdet(self.X.T @ self.X)[1]))
         # variance scale of the optimiser: mean sampling variance, so scaled variables are O(1)
         object.__setattr__(self, "scale", float(np.mean(self.v)))
@@ -85,7 +78,10 @@ class ModelData:
 
     def seg(self, values: np.ndarray) -> np.ndarray:
         """Sum rows of ``values`` within clusters (shape ``(m,)`` or ``(m, p)``)."""
-        return self.indicator @ values
+        m = self.cluster_sizes.shape[0]
+        if values.ndim == 1:
+            return np.bincount(self.codes, weights=values, minlength=m)
+        return np.stack([np.bincount(self.codes, weights=col, minlength=m) for col in values.T], 1)
 
 
 @dataclass(frozen=True)
@@ -113,39 +109,106 @@ def evaluate(data: ModelData, a: float, c: float, reml: bool) -> Evaluation | No
     with :math:`r = y - X\hat\beta` the GLS residuals.
     """
     d = data.v + a
-    if np.any(d <= 0.0):
+    if (d <= 0.0).any():
         return None
     w = 1.0 / d
     s = data.seg(w)
     denom = 1.0 + c * s
-    if np.any(denom <= 0.0):
+    if (denom <= 0.0).any():
         return None
-    gw = w * (c / denom)[data.codes]  # w_i * gamma_j(i)
-
-    def vinv(m: np.ndarray) -> np.ndarray:
-        wm = (w * m.T).T
-        return wm - (gw * data.seg(wm)[data.codes].T).T
-
-    u = vinv(data.X)
-    chol = scipy.linalg.cho_factor(data.X.T @ u, lower=True)
-    vcov = scipy.linalg.cho_solve(chol, np.eye(data.p))
-    beta = vcov @ (u.T @ data.y)
-    q = vinv(data.y - data.X @ beta)
-    rss = float((data.y - data.X @ beta) @ q)
-    logdet_v = float(np.sum(np.log(d)) + np.sum(np.log(denom)))
+    gamma = c / denom
+    # V^{-1} [X | y] by Sherman-Morrison within clusters
+    wm = data.Xy * w[:, None]
+    vm = wm - (w * gamma[data.codes])[:, None] * data.seg(wm)[data.codes]
+    u, vy = vm[:, :-1], vm[:, -1]
+    a_mat = data.X.T @ u
+    vcov = np.linalg.inv(a_mat)
+    xvy = u.T @ data.y
+    beta = vcov @ xvy
+    rss = float(data.y @ vy - beta @ xvy)
+    q = vy - u @ beta  # V^{-1} r
+    seg_vm = data.seg(vm)
+    seg_q = seg_vm[:, -1] - seg_vm[:, :-1] @ beta
+    logdet_v = float(np.log(d).sum() + np.log(denom).sum())
     # d/d theta of -1/2 [log|V| + rss] = -1/2 [tr(V^-1 dV) - q' dV q] with dV = I or blockdiag(11')
-    grad = -0.5 * np.array(
-        [np.sum(w) - np.sum(gw * w) - q @ q, np.sum(s / denom) - np.sum(data.seg(q) ** 2)]
-    )
+    tr_vinv = w.sum() - (gamma * data.seg(w * w)).sum()
+    grad = -0.5 * np.array([tr_vinv - q @ q, (s / denom).sum() - seg_q @ seg_q])
     if reml:
-        logdet_a = 2.0 * float(np.sum(np.log(np.diag(chol[0]))))
+        logdet_a = 2.0 * float(np.log(np.diag(np.linalg.cholesky(a_mat))).sum())
         loglik = -0.5 * ((data.k - data.p) * LOG_2PI + logdet_v + logdet_a + rss)
         loglik += 0.5 * data.logdet_xtx
-        su = data.seg(u)
-        grad += 0.5 * np.array([np.sum(vcov * (u.T @ u)), np.sum(vcov * (su.T @ su))])
+        su = seg_vm[:, :-1]
+        grad += 0.5 * np.array([(vcov * (u.T @ u)).sum(), (vcov * (su.T @ su)).sum()])
     else:
         loglik = -0.5 * (data.k * LOG_2PI + logdet_v + rss)
     return Evaluation(float(loglik), beta, vcov, rss, grad)
+
+
+def _vector(name: str, values: object, k: int | None = None) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"'{name}' must be numeric.") from err
+    if arr.ndim != 1:
+        raise ValueError(f"'{name}' must be 1-D; got shape {arr.shape}.")
+    if k is not None and arr.shape[0] != k:
+        raise ValueError(f"'{name}' must have the same length as 'yi' ({k}); got {arr.shape[0]}.")
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise ValueError(f"'{name}' must be finite; row {bad[0]} has {arr[bad[0]]}.")
+    return arr
+
+
+def build_data(
+    yi: object, vi: object, X: object, cluster: object, X_names: list[str] | None
+) -> tuple[ModelData, list[str]]:
+    """Validate the data arguments of ``fit_frequentist``; return ``(ModelData, names)``.
+
+    Errors name the argument and the first offending row (0-based).
+    """
+    y = _vector("yi", yi)
+    k = y.shape[0]
+    v = _vector("vi", vi, k)
+    bad = np.flatnonzero(v <= 0)
+    if bad.size:
+        raise ValueError(f"'vi' must be finite and > 0; row {bad[0]} has {v[bad[0]]}.")
+    if X is None:
+        design, default_names = np.ones((k, 1)), ["intrcpt"]
+    else:
+        default_names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+        try:
+            design = np.asarray(X, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise ValueError("'X' must be numeric.") from err
+        if design.ndim != 2 or design.shape[0] != k:
+            raise ValueError(f"'X' must be 2-D with {k} rows (k x p); got shape {design.shape}.")
+        bad = np.argwhere(~np.isfinite(design))
+        if bad.size:
+            raise ValueError(f"'X' must be finite; row {bad[0][0]}, column {bad[0][1]} is not.")
+        if np.linalg.matrix_rank(design) < design.shape[1]:
+            raise ValueError("'X' is not of full column rank; drop redundant columns.")
+    p = design.shape[1]
+    if k <= p:
+        raise ValueError(f"Need more estimates than coefficients; k = {k}, p = {p}.")
+    names = list(X_names) if X_names is not None else default_names or [f"x{j}" for j in range(p)]
+    if len(names) != p or len(set(names)) != p:
+        raise ValueError(f"'X_names' must hold {p} distinct names; got {names!r}.")
+    if cluster is None:
+        codes = np.arange(k)
+    else:
+        labels = pd.Series(np.asarray(cluster, dtype=object).ravel())
+        if labels.shape[0] != k or np.ndim(cluster) != 1:
+            raise ValueError(
+                f"'cluster' must be 1-D with {k} labels; got shape {np.shape(cluster)}."
+            )
+        missing = np.flatnonzero(labels.isna().to_numpy())
+        if missing.size:
+            raise ValueError(f"'cluster' must not be missing; row {missing[0]} is.")
+        codes = pd.factorize(labels)[0]
+        if codes.max() < 1:
+            raise ValueError("'cluster' must have at least 2 distinct labels.")
+    data = ModelData(y, v, design, codes.astype(np.intp), clustered=cluster is not None)
+    return data, names
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,12 +241,6 @@ def tau2_ceiling(data: ModelData, rho: float) -> float:
     return root * (1.0 - 1e-9)
 
 
-def main_map(x: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """Map ``(tau2, rho)`` to ``(a, c)``."""
-    tau2, rho = x
-    return tau2 * (1.0 - rho), tau2 * rho, np.array([[1.0 - rho, -tau2], [rho, tau2]])
-
-
 def fixed_map(parameter: str, value: float) -> ParamMap:
     """Map of the one remaining free variable when ``parameter`` is held at ``value``."""
     maps: dict[str, ParamMap] = {
@@ -196,68 +253,61 @@ def fixed_map(parameter: str, value: float) -> ParamMap:
     return maps[parameter]
 
 
-def maximise(
-    data: ModelData,
-    reml: bool,
-    fmap: ParamMap,
-    x0: np.ndarray,
-    bounds: list[tuple[float, float]],
-    scales: np.ndarray,
-) -> tuple[np.ndarray, Evaluation, bool]:
-    """Maximise the profiled log-likelihood over the free variables with L-BFGS-B.
-
-    Variables are divided by ``scales`` so that the optimiser sees O(1) quantities; the analytic
-    gradient is mapped through the Jacobian of ``fmap``. Returns ``(x, evaluation, converged)``.
-    """
-
-    def objective(z: np.ndarray) -> tuple[float, np.ndarray]:
-        a, c, jac = fmap(z * scales)
-        ev = evaluate(data, a, c, reml)
-        if ev is None:  # only reachable through rounding at a positive-definiteness limit
-            return np.inf, np.zeros_like(z)
-        return -ev.loglik, -(jac.T @ ev.grad) * scales
-
-    lows = np.array([lo for lo, _ in bounds]) / scales
-    highs = np.array([hi for _, hi in bounds]) / scales
-    zb = [(lo, None if np.isinf(hi) else hi) for lo, hi in zip(lows, highs)]
-    z0 = np.clip(np.asarray(x0, float) / scales, lows, highs)
-    res = scipy.optimize.minimize(
-        objective, z0, jac=True, method="L-BFGS-B", bounds=zb, options=_LBFGSB
-    )
-    x = res.x * scales
-    a, c, _ = fmap(x)
-    return x, evaluate(data, a, c, reml), bool(res.success)
-
-
 # --------------------------------------------------------------------------------------------
 # profiles over one variance parameter
 
 
 def profile_fit(
-    data: ModelData, reml: bool, struct: str, parameter: str, value: float, start: dict
+    data: ModelData, reml: bool, struct: str, parameter: str, value: float
 ) -> tuple[float, Evaluation]:
     """Maximise over the other variance parameter with ``parameter`` held at ``value``.
 
-    ``struct`` is ``"uni"``, ``"nested"`` or ``"CS"``; ``start`` holds the estimates (keys
-    ``tau2``, ``rho``, ``sigma2_cluster``, ``sigma2_estimate``) used as starting values. Returns
-    the maximiser of the free parameter and the evaluation there.
+    ``struct`` is ``"uni"``, ``"nested"`` or ``"CS"`` (where rho may be negative). Returns the
+    maximiser of the free parameter and the evaluation there.
     """
     if struct == "uni":
         return value, evaluate(data, value, 0.0, reml)
     if parameter == "tau2":
         lo = rho_floor(data, value) if struct == "CS" else 0.0
-        x0, bounds, scale = start["rho"], (lo, 1.0), 1.0
+        bounds, scale = (lo, 1.0), 1.0
     elif parameter == "rho":
         hi = tau2_ceiling(data, value) if struct == "CS" else np.inf
-        x0, bounds, scale = start["tau2"], (0.0, hi), data.scale
+        bounds, scale = (0.0, hi), data.scale
     else:  # the other nested component is free
-        other = "sigma2_estimate" if parameter == "sigma2_cluster" else "sigma2_cluster"
-        x0, bounds, scale = start[other], (0.0, np.inf), data.scale
-    x0 = x0 if np.isfinite(x0) else 0.5
-    x, ev, _ = maximise(
-        data, reml, fixed_map(parameter, value), np.array([x0]), [bounds], np.array([scale])
-    )
-    return float(x[0]), ev
+        bounds, scale = (0.0, np.inf), data.scale
+    return maximise_1d(data, reml, fixed_map(parameter, value), bounds, scale)
+
+
+def maximise_1d(
+    data: ModelData, reml: bool, fmap: ParamMap, bounds: tuple[float, float], scale: float
+) -> tuple[float, Evaluation]:
+    """Maximise over one free variable on ``bounds`` by bracketing the root of the score.
+
+    An end point is the maximiser when the score there points out of the interval; otherwise
+    the score's sign change is bracketed (doubling the step for an infinite upper bound) and
+    solved by :func:`scipy.optimize.brentq`. The profiles met here are unimodal in practice.
+    """
+
+    def at(x: float) -> tuple[Evaluation, float]:
+        a, c, jac = fmap(np.array([x]))
+        ev = evaluate(data, a, c, reml)
+        return ev, float(jac[:, 0] @ ev.grad)
+
+    lo, hi = bounds
+    ev_lo, score_lo = at(lo)
+    if score_lo <= 0.0:
+        return lo, ev_lo
+    if np.isfinite(hi):
+        ev_hi, score_hi = at(hi)
+        if score_hi >= 0.0:
+            return hi, ev_hi
+    else:
+        step, hi = scale, lo + scale
+        while at(hi)[1] > 0.0:
+            lo, step = hi, 2.0 * step
+            hi = lo + step
+    x = scipy.optimize.brentq(lambda t: at(t)[1], lo, hi, xtol=1e-14 * scale, rtol=1e-12)
+    return x, at(x)[0]
 
 
 def typical_variance(data: ModelData) -> float:
@@ -273,46 +323,36 @@ def typical_variance(data: ModelData) -> float:
     return (data.k - data.p) / tr_p
 
 
-def fit_components(data: ModelData, reml: bool, struct: str) -> tuple[dict, Evaluation, bool]:
-    """(RE)ML estimates of the variance parameters.
+def fit_components(data: ModelData, reml: bool, struct: str) -> tuple[dict, Evaluation]:
+    r"""(RE)ML estimates of the variance parameters.
 
-    Maximises over ``(tau2, rho)`` in the box ``[0, inf) x [rho_min, 1]`` (``rho_min = 0`` for
-    the nested model, the positive-semidefinite limit ``-1/(n_max - 1)`` for CS) from a
-    DerSimonian-Laird-type start and three starting values of rho. A CS optimum at that limit is
-    refined by a bounded one-dimensional search over ``rho`` in ``[-1, rho_min]``.
+    The single-level model is a one-dimensional problem in :math:`\tau^2`. With clusters, the
+    profile :math:`P(\rho) = \max_{\tau^2} \ell(\tau^2, \rho)` is maximised over
+    :math:`\rho \in [0, 1]` (nested) or :math:`[-1, 1]` (CS): it is evaluated on a grid, and
+    every sign change of its derivative, which by the envelope theorem is
+    :math:`\partial\ell/\partial\rho = \hat\tau^2(\rho)\,(\partial_c\ell - \partial_a\ell)`,
+    is solved with :func:`scipy.optimize.brentq`; the best of grid points and roots wins, so
+    boundary optima (a component at exactly 0) come out exactly.
     """
-    ev0 = evaluate(data, 0.0, 0.0, reml)  # rss at zero heterogeneity is the Q statistic
-    tau2_dl = (ev0.rss - (data.k - data.p)) / (data.k - data.p) * typical_variance(data)
-    tau2_0 = max(tau2_dl, 0.1 * data.scale)
     if struct == "uni":
-        x, ev, ok = maximise(
-            data, reml, fixed_map("uni", 0.0), [tau2_0], [(0.0, np.inf)], np.array([data.scale])
-        )
-        return {"tau2": float(x[0])}, ev, ok
-    n_max = int(data.cluster_sizes.max())
-    rho_min = 0.0 if struct == "nested" else (-1.0 if n_max < 2 else -1.0 / (n_max - 1))
-    best = None
-    for rho0 in (0.2, 0.5, 0.8):
-        cand = maximise(
-            data, reml, main_map, np.array([tau2_0, rho0]), [(0.0, np.inf), (rho_min, 1.0)],
-            np.array([data.scale, 1.0]),
-        )
-        if best is None or cand[1].loglik > best[1].loglik:
-            best = cand
-    x, ev, ok = best
-    tau2, rho = float(x[0]), float(x[1])
-    if struct == "CS" and rho_min > -1.0 and rho <= rho_min + 1e-8:
-        start = {"tau2": tau2, "rho": rho}
-        res = scipy.optimize.minimize_scalar(
-            lambda r: -profile_fit(data, reml, "CS", "rho", r, start)[1].loglik,
-            bounds=(-1.0, rho_min), method="bounded", options={"xatol": 1e-10},
-        )
-        if -res.fun > ev.loglik:
-            rho = float(res.x)
-            tau2, ev = profile_fit(data, reml, "CS", "rho", rho, start)
-    if tau2 == 0.0:
-        rho = np.nan  # not identified without heterogeneity
-    return {"tau2": tau2, "rho": rho}, ev, ok
+        tau2, ev = maximise_1d(data, reml, fixed_map("uni", 0.0), (0.0, np.inf), data.scale)
+        return {"tau2": tau2}, ev
+
+    def rho_profile(rho: float) -> tuple[float, float, float, Evaluation]:
+        tau2, ev = profile_fit(data, reml, struct, "rho", rho)
+        return ev.loglik, tau2 * (ev.grad[1] - ev.grad[0]), tau2, ev
+
+    grid = np.linspace(0.0, 1.0, 5) if struct == "nested" else np.linspace(-1.0, 1.0, 9)
+    points = {float(r): rho_profile(r) for r in grid}
+    for left, right in zip(grid[:-1], grid[1:], strict=True):
+        if points[left][1] > 0.0 > points[right][1]:
+            root = scipy.optimize.brentq(
+                lambda r: rho_profile(r)[1], left, right, xtol=1e-13, rtol=1e-12
+            )
+            points[float(root)] = rho_profile(root)
+    rho = max(points, key=lambda r: points[r][0])
+    _, _, tau2, ev = points[rho]
+    return {"tau2": tau2, "rho": rho if tau2 > 0.0 else np.nan}, ev  # rho: undefined if tau2 = 0
 
 
 def profile_interval(
@@ -340,7 +380,12 @@ def profile_interval(
         upper = hi if estimate >= hi or f(hi) >= 0.0 else None
         inner = estimate
     else:  # expand until the profile drops below the cut-off
-        step, inner, hi, upper = max(estimate, scale), estimate, estimate + max(estimate, scale), None
+        step, inner, hi, upper = (
+            max(estimate, scale),
+            estimate,
+            estimate + max(estimate, scale),
+            None,
+        )
         while f(hi) >= 0.0:
             if hi > 1e12 * scale:
                 return lower, np.inf

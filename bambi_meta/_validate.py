@@ -63,10 +63,8 @@ def require_columns(data: pd.DataFrame, columns: Sequence[str], role: str) -> No
 
 def numeric_column(values: object, name: str, role: str) -> np.ndarray:
     """Return ``values`` as float64, or raise a TypeError naming the non-numeric rows."""
-    series = pd.Series(np.asarray(values).ravel() if not isinstance(values, pd.Series) else values)
-    if series.dtype == bool or not (
-        pd.api.types.is_numeric_dtype(series) or series.dtype == object
-    ):
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values).ravel())
+    if pd.api.types.is_bool_dtype(series):
         raise TypeError(f"{role} '{name}' must be numeric; it has dtype {series.dtype}.")
     converted = pd.to_numeric(series, errors="coerce")
     not_numbers = converted.isna().to_numpy() & series.notna().to_numpy()
@@ -76,6 +74,16 @@ def numeric_column(values: object, name: str, role: str) -> np.ndarray:
             "cannot be read as numbers."
         )
     return converted.to_numpy(dtype=float)
+
+
+def check_moderators_vary(data: pd.DataFrame, names: Sequence[str]) -> None:
+    """A moderator that takes one value is confounded with the intercept."""
+    for name in names:
+        if data[name].nunique(dropna=True) < 2:
+            raise ValueError(
+                f"Moderator '{name}' is constant (every row has {data[name].iloc[0]!r}); it is "
+                "confounded with the intercept. Remove it from the formula."
+            )
 
 
 def check_effect_sizes(values: np.ndarray, name: str) -> None:

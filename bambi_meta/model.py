@@ -3,6 +3,7 @@
 import warnings
 
 import bambi as bmb
+import formulae as fm
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -93,6 +94,7 @@ class MetaModel(bmb.Model):
             )
         self.measure = _validate.check_choice(measure, "measure", MEASURES)
         data = self._drop_or_reject_missing(data, additionals, dropna)
+        _validate.check_moderators_vary(data, _moderator_variables(self.meta_formula, data))
         _validate.check_number_of_estimates(len(data))
 
         self._namespace = dict(FORMULA_NAMESPACE)
@@ -297,8 +299,6 @@ def _split_formula(formula: str | bmb.Formula) -> tuple[str, tuple[str, ...]]:
 
 
 def _used_variables(form: MetaFormula, additionals: tuple, data: pd.DataFrame) -> list[str]:
-    import formulae as fm
-
     expressions = [f"{form.response} ~ {form.fixed}", f"{form.uncertainty} ~ 1"]
     expressions += [f"y ~ {extra.split('~', 1)[1]}" for extra in additionals]
     names = set()
@@ -310,6 +310,11 @@ def _used_variables(form: MetaFormula, additionals: tuple, data: pd.DataFrame) -
             names.add(name)
     _validate.require_columns(data, sorted(names), "formula")
     return sorted(names)
+
+
+def _moderator_variables(form: MetaFormula, data: pd.DataFrame) -> list[str]:
+    names = fm.model_description(f"y ~ {form.fixed}").var_names - {"y"}
+    return sorted(name for name in names if name in data.columns)
 
 
 def _sample_sizes(data: pd.DataFrame, column: str) -> np.ndarray:

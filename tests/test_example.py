@@ -1,0 +1,18 @@
+"""The README's example runs end to end (with fewer draws) and writes its figure."""
+
+import importlib.util
+from pathlib import Path
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "konstantopoulos.py"
+
+
+def test_konstantopoulos_example(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("konstantopoulos_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(draws=300, output=tmp_path)
+    printed = capsys.readouterr().out
+    for text in ["Posterior summary", "I2 [between]", "metafor REML", "read as VARIANCES"]:
+        assert text in printed
+    figure = tmp_path / "konstantopoulos_prior_posterior.png"
+    assert figure.stat().st_size > 10_000
