@@ -117,10 +117,11 @@ def warn_about_convergence(idata, table: pd.DataFrame) -> None:
 
 def _parameter_names(model, posterior: xr.Dataset) -> list[str]:
     """Posterior variables to report: location coefficients, then tau, rho, then the rest."""
-    per_row = [name for name, values in posterior.data_vars.items() if "__obs__" in values.dims]
-    names = [name for name in posterior.data_vars if name not in per_row]
-    first = [name for name in names if name not in ("tau", "rho") and not name.startswith(("tau_", "rho_"))]
-    return first + [name for name in names if name not in first]
+    names = [name for name, values in posterior.data_vars.items() if "__obs__" not in values.dims]
+    heterogeneity = [name for name in ("tau", "rho") if name in names]
+    scale = [name for name in names if name.startswith(("tau_", "rho_"))]
+    location = [name for name in names if name not in heterogeneity + scale]
+    return location + heterogeneity + scale
 
 
 def _flatten(posterior: xr.Dataset) -> dict[str, np.ndarray]:
