@@ -3,6 +3,7 @@
 from importlib.metadata import version
 
 from bambi_meta.datasets import DATASETS, load_dataset
+from bambi_meta.frequentist import FrequentistFit, fit_frequentist, lrt
 from bambi_meta.model import MetaModel
 from bambi_meta.plots import plot_posterior, prior_density
 from bambi_meta.priors import MEASURES, UNIT_INFORMATION_SD, unit_information_sd
@@ -17,13 +18,16 @@ __version__ = version("bambi_meta")
 
 __all__ = [
     "DATASETS",
+    "FrequentistFit",
     "MEASURES",
     "UNIT_INFORMATION_SD",
     "ConvergenceWarning",
     "MetaModel",
     "__version__",
+    "fit_frequentist",
     "heterogeneity_posterior",
     "load_dataset",
+    "lrt",
     "plot_posterior",
     "prior_density",
     "summary",

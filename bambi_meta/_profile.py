@@ -229,10 +229,15 @@ def rho_floor(data: ModelData, tau2: float) -> float:
     return root + 1e-9
 
 
+def rho_psd(data: ModelData) -> float:
+    """Smallest rho with a positive-semidefinite CS random-effects matrix, -1/(n_max - 1)."""
+    n_max = int(data.cluster_sizes.max())
+    return -1.0 / (n_max - 1) if n_max > 2 else -1.0
+
+
 def tau2_ceiling(data: ModelData, rho: float) -> float:
     """Largest admissible tau2 in CS at fixed ``rho`` (``inf`` unless rho < -1/(n_max - 1))."""
-    n_max = int(data.cluster_sizes.max())
-    if rho >= 0.0 or n_max < 2 or rho > -1.0 / (n_max - 1):
+    if rho >= rho_psd(data):
         return np.inf
     upper = data.scale
     while _pd_margin(data, upper, rho) > 0.0:
@@ -267,25 +272,34 @@ def profile_fit(
     """
     if struct == "uni":
         return value, evaluate(data, value, 0.0, reml)
+    singular = None  # an end where V turns singular (CS only, beyond the PSD region)
     if parameter == "tau2":
         lo = rho_floor(data, value) if struct == "CS" else 0.0
-        bounds, scale = (lo, 1.0), 1.0
+        bounds, scale, singular = (lo, 1.0), 1.0, ("lo" if lo > -1.0 else None)
     elif parameter == "rho":
         hi = tau2_ceiling(data, value) if struct == "CS" else np.inf
-        bounds, scale = (0.0, hi), data.scale
+        bounds, scale, singular = (0.0, hi), data.scale, ("hi" if np.isfinite(hi) else None)
     else:  # the other nested component is free
         bounds, scale = (0.0, np.inf), data.scale
-    return maximise_1d(data, reml, fixed_map(parameter, value), bounds, scale)
+    return maximise_1d(data, reml, fixed_map(parameter, value), bounds, scale, singular)
 
 
 def maximise_1d(
-    data: ModelData, reml: bool, fmap: ParamMap, bounds: tuple[float, float], scale: float
+    data: ModelData,
+    reml: bool,
+    fmap: ParamMap,
+    bounds: tuple[float, float],
+    scale: float,
+    singular: str | None = None,
 ) -> tuple[float, Evaluation]:
     """Maximise over one free variable on ``bounds`` by bracketing the root of the score.
 
     An end point is the maximiser when the score there points out of the interval; otherwise
     the score's sign change is bracketed (doubling the step for an infinite upper bound) and
-    solved by :func:`scipy.optimize.brentq`. The profiles met here are unimodal in practice.
+    solved by :func:`scipy.optimize.brentq`; these profiles are unimodal in practice. An end
+    marked ``singular`` (``"lo"``/``"hi"``), where V becomes singular, is no admissible
+    maximiser (the ML likelihood diverges there): the best interior local maximum found on a
+    grid is returned instead, which is what a local optimiser such as metafor's finds.
     """
 
     def at(x: float) -> tuple[Evaluation, float]:
@@ -293,7 +307,21 @@ def maximise_1d(
         ev = evaluate(data, a, c, reml)
         return ev, float(jac[:, 0] @ ev.grad)
 
+    def root(left: float, right: float) -> tuple[float, Evaluation]:
+        x = scipy.optimize.brentq(lambda t: at(t)[1], left, right, xtol=1e-14 * scale, rtol=1e-12)
+        return x, at(x)[0]
+
     lo, hi = bounds
+    if singular is not None:
+        xs = np.linspace(lo, hi, 17)
+        scores = [at(x)[1] for x in xs]
+        found = [root(xs[i], xs[i + 1]) for i in range(16) if scores[i] > 0.0 > scores[i + 1]]
+        if singular == "hi" and scores[0] <= 0.0:
+            found.append((lo, at(lo)[0]))
+        if singular == "lo" and scores[-1] >= 0.0:
+            found.append((hi, at(hi)[0]))
+        end = hi if singular == "hi" else lo
+        return max(found, key=lambda f: f[1].loglik) if found else (end, at(end)[0])
     ev_lo, score_lo = at(lo)
     if score_lo <= 0.0:
         return lo, ev_lo
@@ -303,11 +331,12 @@ def maximise_1d(
             return hi, ev_hi
     else:
         step, hi = scale, lo + scale
-        while at(hi)[1] > 0.0:
+        while (hi_eval := at(hi))[1] > 0.0:
+            if hi > 1e15 * scale:  # likelihood still increasing: report the (huge) end point
+                return hi, hi_eval[0]
             lo, step = hi, 2.0 * step
             hi = lo + step
-    x = scipy.optimize.brentq(lambda t: at(t)[1], lo, hi, xtol=1e-14 * scale, rtol=1e-12)
-    return x, at(x)[0]
+    return root(lo, hi)
 
 
 def typical_variance(data: ModelData) -> float:
@@ -328,7 +357,8 @@ def fit_components(data: ModelData, reml: bool, struct: str) -> tuple[dict, Eval
 
     The single-level model is a one-dimensional problem in :math:`\tau^2`. With clusters, the
     profile :math:`P(\rho) = \max_{\tau^2} \ell(\tau^2, \rho)` is maximised over
-    :math:`\rho \in [0, 1]` (nested) or :math:`[-1, 1]` (CS): it is evaluated on a grid, and
+    :math:`\rho \in [0, 1]` (nested) or :math:`[-1/(n_{max} - 1), 1]` (CS, the range with a
+    positive-semidefinite random-effects matrix): it is evaluated on a grid, and
     every sign change of its derivative, which by the envelope theorem is
     :math:`\partial\ell/\partial\rho = \hat\tau^2(\rho)\,(\partial_c\ell - \partial_a\ell)`,
     is solved with :func:`scipy.optimize.brentq`; the best of grid points and roots wins, so
@@ -342,7 +372,7 @@ def fit_components(data: ModelData, reml: bool, struct: str) -> tuple[dict, Eval
         tau2, ev = profile_fit(data, reml, struct, "rho", rho)
         return ev.loglik, tau2 * (ev.grad[1] - ev.grad[0]), tau2, ev
 
-    grid = np.linspace(0.0, 1.0, 5) if struct == "nested" else np.linspace(-1.0, 1.0, 9)
+    grid = np.linspace(0.0, 1.0, 5) if struct == "nested" else np.linspace(rho_psd(data), 1.0, 9)
     points = {float(r): rho_profile(r) for r in grid}
     for left, right in zip(grid[:-1], grid[1:], strict=True):
         if points[left][1] > 0.0 > points[right][1]:
@@ -376,21 +406,18 @@ def profile_interval(
     lo, hi = domain
     tol = {"xtol": 1e-12 * max(scale, 1e-300), "rtol": 1e-10}
     lower = lo if estimate <= lo or f(lo) >= 0.0 else scipy.optimize.brentq(f, lo, estimate, **tol)
+    inner, upper = estimate, None
     if np.isfinite(hi):
-        upper = hi if estimate >= hi or f(hi) >= 0.0 else None
-        inner = estimate
-    else:  # expand until the profile drops below the cut-off
-        step, inner, hi, upper = (
-            max(estimate, scale),
-            estimate,
-            estimate + max(estimate, scale),
-            None,
-        )
+        if estimate >= hi or f(hi) >= 0.0:
+            upper = hi
+    else:  # expand with doubling steps until the profile drops below the cut-off
+        step = max(estimate, scale)
+        hi = estimate + step
         while f(hi) >= 0.0:
             if hi > 1e12 * scale:
                 return lower, np.inf
             inner, step = hi, 2.0 * step
-            hi = hi + step
+            hi += step
     if upper is None:
         upper = scipy.optimize.brentq(f, inner, hi, **tol)
     return lower, upper

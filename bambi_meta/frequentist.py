@@ -35,6 +35,14 @@ _VARIANCE_PARAMETERS = {
     "CS": ("tau2", "tau", "rho"),
 }
 
+_DESCRIPTION = {
+    "uni": "random-effects model (rma.uni)",
+    "nested": "multilevel model, nested (~ 1 | cluster/estimate)",
+    "CS": "multilevel model, compound symmetry (~ estimate | cluster)",
+}
+# variance structures that are special cases of each structure (rho = 0; rho >= 0)
+_NESTED_IN = {"uni": ("uni",), "nested": ("uni", "nested"), "CS": ("uni", "nested", "CS")}
+
 
 @dataclass(frozen=True, eq=False)
 class FrequentistFit:
@@ -67,8 +75,6 @@ class FrequentistFit:
         :math:`I^2` split into ``sigma2_cluster`` / ``sigma2_estimate`` (``tau2`` without clusters).
     level : float
         Confidence level of all intervals.
-    converged : bool
-        Whether the optimiser reported convergence.
     """
 
     method: str
@@ -98,7 +104,6 @@ class FrequentistFit:
     I2: float
     I2_components: dict[str, float]
     level: float
-    converged: bool
     _data: ModelData = field(repr=False)
 
     @property
@@ -107,7 +112,7 @@ class FrequentistFit:
         return float(np.sqrt(self.tau2))
 
     @property
-    def H2(self) -> float:  # noqa: N802 - metafor's name
+    def H2(self) -> float:
         r""":math:`H^2 = (\tau^2 + \tilde v) / \tilde v` with the typical variance."""
         return (self.tau2 + self.typical_v) / self.typical_v
 
@@ -187,16 +192,16 @@ class FrequentistFit:
         if parameter == "rho" and self.tau2 == 0.0:
             raise ValueError("'rho' is not identified (tau2 = 0); no profile interval exists.")
         name = "tau2" if parameter == "tau" else parameter
-        start = self._estimates()
+        estimate = self._estimates()[name]
         rho_low = -1.0 if self.struct == "CS" else 0.0
         domain, scale = ((rho_low, 1.0), 1.0) if name == "rho" else ((0.0, np.inf), self.typical_v)
         reml = self.method == "REML"
 
         def profile(value: float) -> float:
-            return _profile.profile_fit(self._data, reml, self.struct, name, value, start)[1].loglik
+            return _profile.profile_fit(self._data, reml, self.struct, name, value)[1].loglik
 
         drop = scipy.stats.chi2.ppf(level, 1) / 2.0
-        bounds = _profile.profile_interval(profile, start[name], domain, scale, drop)
+        bounds = _profile.profile_interval(profile, estimate, domain, scale, drop)
         return tuple(np.sqrt(bounds)) if parameter == "tau" else bounds
 
     def q_profile_ci(self, level: float | None = None) -> tuple[float, float]:
@@ -248,9 +253,7 @@ class FrequentistFit:
         return pd.concat([rows, var])
 
     def __str__(self) -> str:
-        kind = {"uni": "random-effects model (rma.uni)",
-                "nested": "multilevel model, nested (~ 1 | cluster/estimate)",
-                "CS": "multilevel model, compound symmetry (~ estimate | cluster)"}[self.struct]  # fmt: skip
+        kind = _DESCRIPTION[self.struct]
         clusters = "" if self.n_clusters is None else f" in {self.n_clusters} clusters"
         lines = [
             f"Frequentist {kind}, {self.method}",
@@ -307,16 +310,33 @@ def fit_frequentist(
         Confidence level of the Wald and profile intervals.
     struct : {"nested", "CS"}
         Variance parameter space with clusters: both components :math:`\ge 0` (``nested``) or
-        :math:`\tau^2 \ge 0`, :math:`-1 \le \rho \le 1` with positive-definite V (``CS``).
+        :math:`\tau^2 \ge 0` and :math:`\rho \ge -1/(n_{max} - 1)` (``CS``; the random-effects
+        matrix of the largest cluster stays positive semidefinite, so rho may be negative).
+        Profile intervals of rho in CS extend to -1 as long as V stays positive definite, as
+        metafor's do.
+
+    Notes
+    -----
+    Estimation maximises the profile of the (restricted) log-likelihood over rho, with tau2
+    solved from its score equation (see :func:`bambi_meta._profile.fit_components`); a variance
+    component on the boundary is estimated as exactly 0 (metafor, optimising log-variances,
+    reports ~1e-10 there).
 
     Returns
     -------
     FrequentistFit
     """
-    data, names, level, method = _validate(yi, vi, X, cluster, method, X_names, level, struct)
+    if not isinstance(method, str) or method.upper() not in ("REML", "ML"):
+        raise ValueError(f"'method' must be 'REML' or 'ML'; got {method!r}.")
+    if struct not in ("nested", "CS"):
+        raise ValueError(f"'struct' must be 'nested' or 'CS'; got {struct!r}.")
+    if struct == "CS" and cluster is None:
+        raise ValueError("'struct' = 'CS' needs 'cluster'.")
+    level, method = _check_level(level), method.upper()
+    data, names = _profile.build_data(yi, vi, X, cluster, X_names)
     struct = struct if data.clustered else "uni"
     reml = method == "REML"
-    est, ev, converged = _profile.fit_components(data, reml, struct)
+    est, ev = _profile.fit_components(data, reml, struct)
     tau2, rho = est["tau2"], est.get("rho")
     k, p = data.k, data.p
 
@@ -360,7 +380,7 @@ def fit_frequentist(
         QM=qm, QM_df=qm_df, QMp=qmp,
         typical_v=typical_v, I2=100 * tau2 / (tau2 + typical_v),
         I2_components={n: 100 * v / (tau2 + typical_v) for n, v in comps.items()},
-        level=level, converged=converged, _data=data,
+        level=level, _data=data,
     )  # fmt: skip
 
 
@@ -386,6 +406,9 @@ def lrt(fit_full: FrequentistFit, fit_reduced: FrequentistFit) -> dict[str, floa
         raise ValueError("'fit_full' and 'fit_reduced' must use the same method (REML or ML).")
     if not (np.array_equal(full.y, red.y) and np.array_equal(full.v, red.v)):
         raise ValueError("'fit_full' and 'fit_reduced' must be fitted to the same yi and vi.")
+    df = fit_full.n_parameters - fit_reduced.n_parameters
+    if df <= 0:
+        raise ValueError(f"'fit_full' must have more parameters than 'fit_reduced' (df = {df}).")
     if fit_full.method == "REML":
         if full.X.shape != red.X.shape or not np.allclose(full.X, red.X):
             raise ValueError(
@@ -397,11 +420,8 @@ def lrt(fit_full: FrequentistFit, fit_reduced: FrequentistFit) -> dict[str, floa
             raise ValueError("The columns of the reduced X must lie in the span of the full X.")
     if red.clustered and (not full.clustered or not np.array_equal(full.codes, red.codes)):
         raise ValueError("'fit_reduced' has clusters that differ from those of 'fit_full'.")
-    if fit_reduced.struct not in ("uni", fit_full.struct, "nested" if fit_full.struct == "CS" else ""):
+    if fit_reduced.struct not in _NESTED_IN[fit_full.struct]:
         raise ValueError(f"A {fit_reduced.struct} fit is not nested in a {fit_full.struct} fit.")
-    df = fit_full.n_parameters - fit_reduced.n_parameters
-    if df <= 0:
-        raise ValueError(f"'fit_full' must have more parameters than 'fit_reduced' (df = {df}).")
     stat = max(0.0, 2.0 * (fit_full.loglik - fit_reduced.loglik))
     return {"LRT": stat, "df": df, "pval": float(scipy.stats.chi2.sf(stat, df))}
 
@@ -431,79 +451,3 @@ def _moderator_test(
     b = beta[btt]
     qm = float(b @ np.linalg.solve(vcov[np.ix_(btt, btt)], b))
     return qm, int(btt.size), float(scipy.stats.chi2.sf(qm, btt.size))
-
-
-def _vector(name: str, values: object, k: int | None = None) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"'{name}' must be numeric.") from err
-    if arr.ndim != 1:
-        raise ValueError(f"'{name}' must be 1-D; got shape {arr.shape}.")
-    if k is not None and arr.shape[0] != k:
-        raise ValueError(f"'{name}' must have the same length as 'yi' ({k}); got {arr.shape[0]}.")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise ValueError(f"'{name}' must be finite; row {bad[0]} has {arr[bad[0]]}.")
-    return arr
-
-
-def _validate(
-    yi: object,
-    vi: object,
-    X: object,
-    cluster: object,
-    method: str,
-    X_names: list[str] | None,
-    level: float,
-    struct: str,
-) -> tuple[ModelData, list[str], float, str]:
-    """Check all inputs; return ``(ModelData, names, level, method)``. Rows are 0-based."""
-    y = _vector("yi", yi)
-    k = y.shape[0]
-    v = _vector("vi", vi, k)
-    bad = np.flatnonzero(v <= 0)
-    if bad.size:
-        raise ValueError(f"'vi' must be finite and > 0; row {bad[0]} has {v[bad[0]]}.")
-    if not isinstance(method, str) or method.upper() not in ("REML", "ML"):
-        raise ValueError(f"'method' must be 'REML' or 'ML'; got {method!r}.")
-    if struct not in ("nested", "CS"):
-        raise ValueError(f"'struct' must be 'nested' or 'CS'; got {struct!r}.")
-    if struct == "CS" and cluster is None:
-        raise ValueError("'struct' = 'CS' needs 'cluster'.")
-    level = _check_level(level)
-    if X is None:
-        design, default_names = np.ones((k, 1)), ["intrcpt"]
-    else:
-        default_names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
-        try:
-            design = np.asarray(X, dtype=float)
-        except (TypeError, ValueError) as err:
-            raise ValueError("'X' must be numeric.") from err
-        if design.ndim != 2 or design.shape[0] != k:
-            raise ValueError(f"'X' must be 2-D with {k} rows (k x p); got shape {design.shape}.")
-        bad = np.argwhere(~np.isfinite(design))
-        if bad.size:
-            raise ValueError(f"'X' must be finite; row {bad[0][0]}, column {bad[0][1]} is not.")
-        if np.linalg.matrix_rank(design) < design.shape[1]:
-            raise ValueError("'X' is not of full column rank; drop redundant columns.")
-    p = design.shape[1]
-    if k <= p:
-        raise ValueError(f"Need more estimates than coefficients; k = {k}, p = {p}.")
-    names = list(X_names) if X_names is not None else default_names or [f"x{j}" for j in range(p)]
-    if len(names) != p or len(set(names)) != p:
-        raise ValueError(f"'X_names' must hold {p} distinct names; got {names!r}.")
-    if cluster is None:
-        codes = np.arange(k)
-    else:
-        labels = pd.Series(np.asarray(cluster, dtype=object).ravel())
-        if labels.shape[0] != k or np.ndim(cluster) != 1:
-            raise ValueError(f"'cluster' must be 1-D with {k} labels; got shape {np.shape(cluster)}.")
-        missing = np.flatnonzero(labels.isna().to_numpy())
-        if missing.size:
-            raise ValueError(f"'cluster' must not be missing; row {missing[0]} is.")
-        codes = pd.factorize(labels)[0]
-        if codes.max() < 1:
-            raise ValueError("'cluster' must have at least 2 distinct labels.")
-    data = ModelData(y, v, design, codes.astype(np.intp), clustered=cluster is not None)
-    return data, names, level, method.upper()

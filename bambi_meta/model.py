@@ -11,6 +11,7 @@ import xarray as xr
 from bambi_meta import _validate
 from bambi_meta.columns import MetaData, read_meta_data
 from bambi_meta.family import MetaAnalyticFamily
+from bambi_meta.frequentist import fit_frequentist
 from bambi_meta.formula import (
     RESPONSE_FUNCTION,
     MetaFormula,
@@ -144,6 +145,35 @@ class MetaModel(bmb.Model):
         if wants_log_likelihood:
             self.compute_log_likelihood(idata)
         return idata
+
+    def fit_frequentist(self, method: str = "REML", level: float = 0.95):
+        """REML or ML fit of the same model (metafor's ``rma.mv``/``rma.uni``), by closed form.
+
+        Moderators enter on their raw scale (no centring), so coefficients read as in metafor.
+
+        Parameters
+        ----------
+        method : {"REML", "ML"}
+            Estimation method.
+        level : float, default 0.95
+            Confidence level of Wald and profile intervals.
+
+        Returns
+        -------
+        bambi_meta.frequentist.FrequentistFit
+        """
+        design = fm.design_matrices(f"{self.meta_formula.response} ~ {self.meta_formula.fixed}", self.data)
+        columns = design.common.as_dataframe()
+        rows = self.meta_data()
+        return fit_frequentist(
+            rows.effect_sizes,
+            rows.variances,
+            columns.to_numpy(dtype=float),
+            cluster=rows.cluster_labels,
+            method=method,
+            X_names=list(columns.columns),
+            level=level,
+        )
 
     # ----------------------------------------------------------------------------------------
     # What the model is

@@ -19,10 +19,7 @@ import pandas as pd  # noqa: E402
 import bambi_meta as bmm  # noqa: E402
 
 # metafor 3.8-1: rma.mv(yi, vi, random = ~ 1 | district/school, data = dat, method = "REML")
-METAFOR_REML = pd.DataFrame(
-    {"estimate": [0.1847, 0.3127, 0.6653, 95.19]},
-    index=["mu", "tau", "rho", "I2"],
-)
+METAFOR_REML = {"mu": 0.1847, "tau": 0.3127, "rho": 0.6653, "I2": 95.19}
 
 
 def main(draws: int, output: Path) -> None:
@@ -36,8 +33,15 @@ def main(draws: int, output: Path) -> None:
         print(bmm.summary(model, idata), end="\n\n")
         print("Heterogeneity (I2 in percent)")
         print(bmm.summary_heterogeneity(model, idata), end="\n\n")
-        print("metafor REML, for comparison (rma.mv, random = ~ 1 | district/school)")
-        print(METAFOR_REML, end="\n\n")
+        reml = model.fit_frequentist("REML")
+        ours = {
+            "mu": reml.coefficients.loc["Intercept", "estimate"],
+            "tau": reml.tau,
+            "rho": reml.rho,
+            "I2": reml.I2,
+        }
+        print("REML fit of the same model (bambi_meta) next to metafor's rma.mv REML")
+        print(pd.DataFrame({"bambi_meta REML": ours, "metafor REML": METAFOR_REML}), end="\n\n")
 
     output.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.4))
