@@ -102,9 +102,7 @@ def check_sampling_uncertainty(values: np.ndarray, name: str, is_sd: bool) -> No
     kind = "standard errors" if is_sd else "sampling variances"
     bad = ~np.isfinite(values) | (values <= 0)
     if bad.any():
-        raise ValueError(
-            f"'{name}' ({kind}) must be finite and > 0; {describe_rows(bad, values)}."
-        )
+        raise ValueError(f"'{name}' ({kind}) must be finite and > 0; {describe_rows(bad, values)}.")
 
 
 def check_cluster_labels(values: pd.Series, name: str) -> None:

@@ -75,7 +75,9 @@ def read_meta_data(
         effect_sizes = evaluate(formula.response, frame, namespace, "Effect sizes")
         _validate.check_effect_sizes(effect_sizes, formula.response)
     uncertainty = evaluate(formula.uncertainty, frame, namespace, "Sampling uncertainty")
-    _validate.check_sampling_uncertainty(uncertainty, formula.uncertainty, formula.uncertainty_is_sd)
+    _validate.check_sampling_uncertainty(
+        uncertainty, formula.uncertainty, formula.uncertainty_is_sd
+    )
     variances = uncertainty**2 if formula.uncertainty_is_sd else uncertainty
 
     labels = codes = None

@@ -70,7 +70,9 @@ def draw_replicates(model, posterior, rows, rng: np.random.Generator) -> np.ndar
     if is_training:
         remaining = residual - between
         shrink = within / (within + rows.variances)
-        estimate = shrink * remaining + np.sqrt(shrink * rows.variances) * rng.standard_normal(shape)
+        estimate = shrink * remaining + np.sqrt(shrink * rows.variances) * rng.standard_normal(
+            shape
+        )
     else:
         estimate = np.sqrt(within) * rng.standard_normal(shape)
     true = draws["mu"] + between + estimate
@@ -78,12 +80,14 @@ def draw_replicates(model, posterior, rows, rng: np.random.Generator) -> np.ndar
 
 
 def _cluster_effects_for_rows(z_known: np.ndarray, rows, rng: np.random.Generator) -> np.ndarray:
-    """z for every row: the known cluster's draw, or a fresh N(0, 1) per new cluster label."""
+    """Z for every row: the known cluster's draw, or a fresh N(0, 1) per new cluster label."""
     codes = rows.cluster_codes
     z = np.take(z_known, np.maximum(codes, 0), axis=-1)
     is_new = codes < 0
     if is_new.any():
-        new_labels, new_index = np.unique(np.asarray(rows.cluster_labels)[is_new], return_inverse=True)
+        new_labels, new_index = np.unique(
+            np.asarray(rows.cluster_labels)[is_new], return_inverse=True
+        )
         fresh = rng.standard_normal((*z_known.shape[:-1], len(new_labels)))
         z[..., is_new] = fresh[..., new_index]
     return z
@@ -95,6 +99,10 @@ def conditional_cluster_moments(model, posterior):
     draws = model.parameter_draws(posterior)
     indicator = cluster_indicator(training.cluster_codes, model.family.n_clusters)
     stats = cluster_statistics(
-        training.effect_sizes - draws["mu"], draws["tau"], draws["rho"], training.variances, indicator
+        training.effect_sizes - draws["mu"],
+        draws["tau"],
+        draws["rho"],
+        training.variances,
+        indicator,
     )
     return stats.s_br / (1.0 + stats.s_bb), 1.0 / np.sqrt(1.0 + stats.s_bb)

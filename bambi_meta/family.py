@@ -87,7 +87,9 @@ class MetaAnalyticFamily(bmb.Family):
         """
         unit = kwargs.get("unit", self.log_likelihood_unit)
         if unit not in LOG_LIKELIHOOD_UNITS:
-            raise ValueError(f"'unit' must be one of {', '.join(LOG_LIKELIHOOD_UNITS)}; got {unit!r}.")
+            raise ValueError(
+                f"'unit' must be one of {', '.join(LOG_LIKELIHOOD_UNITS)}; got {unit!r}."
+            )
         rows = model.meta_data(data, require_response=True)
         draws = model.parameter_draws(posterior, rows)
         residual = rows.effect_sizes - draws["mu"]

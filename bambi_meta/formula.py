@@ -140,7 +140,8 @@ def _parse_lhs(lhs: str) -> tuple[str, str, bool]:
     if match is None:
         raise ValueError(
             "The left-hand side must give the effect sizes and their known sampling variances, "
-            f"e.g. 'yi | se(vi) ~ 1' (vi = VARIANCES, as in metafor) or 'yi | se(sei, sd=True) ~ 1' "
+            "e.g. 'yi | se(vi) ~ 1' (vi = VARIANCES, as in metafor) or "
+            "'yi | se(sei, sd=True) ~ 1' "
             f"(standard errors, as in brms); got {lhs!r}."
         )
     response = match["response"].strip()

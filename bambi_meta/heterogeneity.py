@@ -24,7 +24,7 @@ import numpy as np
 
 
 def typical_sampling_variance(variances: np.ndarray, design: np.ndarray | None = None) -> float:
-    """Typical sampling variance :math:`(K - p) / \\operatorname{tr}(P)` (Higgins & Thompson).
+    r"""Typical sampling variance :math:`(K - p) / \operatorname{tr}(P)` (Higgins & Thompson).
 
     Parameters
     ----------
@@ -43,7 +43,9 @@ def typical_sampling_variance(variances: np.ndarray, design: np.ndarray | None =
     weighted_design = design * weights[:, np.newaxis]
     information = design.T @ weighted_design
     # tr(P) = sum(w) - tr((X'WX)^-1 X'W^2 X)
-    trace = weights.sum() - np.trace(np.linalg.solve(information, weighted_design.T @ weighted_design))
+    trace = weights.sum() - np.trace(
+        np.linalg.solve(information, weighted_design.T @ weighted_design)
+    )
     return float((variances.size - design.shape[1]) / trace)
 
 

@@ -116,7 +116,14 @@ def meta_analytic_dist(
             return marginal_random(mu, tau, None, variances, None, None, rng, size)
 
         return pm.CustomDist(
-            name, mu, tau, variances, logp=logp, random=random, observed=observed, dims=dims,
+            name,
+            mu,
+            tau,
+            variances,
+            logp=logp,
+            random=random,
+            observed=observed,
+            dims=dims,
             signature="(),(),()->()",
         )
 
@@ -134,8 +141,15 @@ def meta_analytic_dist(
         return marginal_random(mu, tau, rho, variances, clusters, sizes, rng, shape)
 
     return pm.CustomDist(
-        name, *row_params, variances, pt.as_tensor_variable(codes), sizes,
-        logp=logp, random=random, observed=observed, dims=dims,
+        name,
+        *row_params,
+        variances,
+        pt.as_tensor_variable(codes),
+        sizes,
+        logp=logp,
+        random=random,
+        observed=observed,
+        dims=dims,
         signature="(k),(k),(k),(k),(k),(j)->(k)",
     )
 
@@ -168,7 +182,9 @@ def cluster_indicator(clusters: np.ndarray, n_clusters: int) -> sp.csr_matrix:
     """Sparse (k, n_clusters) membership matrix: segment sums as one sparse product."""
     clusters = np.asarray(clusters)
     rows = np.arange(clusters.size)
-    return sp.csr_matrix((np.ones(clusters.size), (rows, clusters)), shape=(clusters.size, n_clusters))
+    return sp.csr_matrix(
+        (np.ones(clusters.size), (rows, clusters)), shape=(clusters.size, n_clusters)
+    )
 
 
 def segment_sum(values: np.ndarray, indicator: sp.csr_matrix) -> np.ndarray:

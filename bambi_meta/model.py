@@ -11,13 +11,13 @@ import xarray as xr
 from bambi_meta import _validate
 from bambi_meta.columns import MetaData, read_meta_data
 from bambi_meta.family import MetaAnalyticFamily
-from bambi_meta.frequentist import fit_frequentist
 from bambi_meta.formula import (
     RESPONSE_FUNCTION,
     MetaFormula,
     center_continuous_moderators,
     parse_meta_formula,
 )
+from bambi_meta.frequentist import fit_frequentist
 from bambi_meta.priors import MEASURES, coefficient_scale, default_priors, unit_information_sd
 
 FORMULA_NAMESPACE = {"sqrt": np.sqrt, "log": np.log, "exp": np.exp, "np": np}
@@ -28,15 +28,15 @@ SEQUENTIAL_CHAINS_BELOW = 1000
 
 
 class MetaModel(bmb.Model):
-    """Bayesian meta-analysis with Bambi: known sampling variances, (tau, rho) heterogeneity.
+    r"""Bayesian meta-analysis with Bambi: known sampling variances, (tau, rho) heterogeneity.
 
     Row i (an estimate) in cluster j with known sampling variance :math:`v_i`:
 
     .. math::
 
-        y_i = X_i\\beta + u_j + e_i + \\varepsilon_i,\\quad
-        u_j \\sim N(0, \\tau^2\\rho),\\quad e_i \\sim N(0, \\tau^2(1-\\rho)),\\quad
-        \\varepsilon_i \\sim N(0, v_i).
+        y_i = X_i\beta + u_j + e_i + \varepsilon_i,\quad
+        u_j \sim N(0, \tau^2\rho),\quad e_i \sim N(0, \tau^2(1-\rho)),\quad
+        \varepsilon_i \sim N(0, v_i).
 
     The cluster and estimate effects are integrated out analytically (``likelihood.py``), so the
     sampler only sees the moderators, ``tau`` and ``rho``.
@@ -94,8 +94,7 @@ class MetaModel(bmb.Model):
         data = _validate.require_dataframe(data)
         if measure is None:
             raise ValueError(
-                "'measure' is required (it sets the default priors): one of "
-                f"{', '.join(MEASURES)}."
+                f"'measure' is required (it sets the default priors): one of {', '.join(MEASURES)}."
             )
         self.measure = _validate.check_choice(measure, "measure", MEASURES)
         data = self._drop_or_reject_missing(data, additionals, dropna)
@@ -162,7 +161,9 @@ class MetaModel(bmb.Model):
         -------
         bambi_meta.frequentist.FrequentistFit
         """
-        design = fm.design_matrices(f"{self.meta_formula.response} ~ {self.meta_formula.fixed}", self.data)
+        design = fm.design_matrices(
+            f"{self.meta_formula.response} ~ {self.meta_formula.fixed}", self.data
+        )
         columns = design.common.as_dataframe()
         rows = self.meta_data()
         return fit_frequentist(
@@ -227,13 +228,17 @@ class MetaModel(bmb.Model):
                 + ", ".join(self._moderator_aliases.values())
                 + ")"
             )
-        lines.append(f"  measure:               {self.measure} (unit-information SD {self.uisd:.4g})")
+        lines.append(
+            f"  measure:               {self.measure} (unit-information SD {self.uisd:.4g})"
+        )
         return "\n".join(lines) + "\n\n" + super().__str__()
 
     # ----------------------------------------------------------------------------------------
     # Data and draws used by the family, the effects and the summaries
     # ----------------------------------------------------------------------------------------
-    def meta_data(self, data: pd.DataFrame | None = None, require_response: bool = True) -> MetaData:
+    def meta_data(
+        self, data: pd.DataFrame | None = None, require_response: bool = True
+    ) -> MetaData:
         """Effect sizes, sampling variances and clusters of the fitted rows or of new ``data``."""
         if data is None:
             return self._training
@@ -294,14 +299,17 @@ class MetaModel(bmb.Model):
         continuous = {
             name
             for name in data.columns
-            if pd.api.types.is_numeric_dtype(data[name]) and not pd.api.types.is_bool_dtype(data[name])
+            if pd.api.types.is_numeric_dtype(data[name])
+            and not pd.api.types.is_bool_dtype(data[name])
         }
         return center_continuous_moderators(fixed, continuous)
 
     def _rename_user_priors(self, priors: dict) -> dict:
         """Let users name moderators as they wrote them (``year``, not ``center(year)``)."""
         if not isinstance(priors, dict):
-            raise TypeError(f"'priors' must be a dict of Bambi priors; got {type(priors).__name__}.")
+            raise TypeError(
+                f"'priors' must be a dict of Bambi priors; got {type(priors).__name__}."
+            )
         by_user_name = {alias: term for term, alias in self._moderator_aliases.items()}
         return {by_user_name.get(name, name): prior for name, prior in priors.items()}
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta.model import as_dataset
 from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
+from bambi_meta.model import as_dataset
 
 RHAT_LIMIT = 1.01
 ESS_LIMIT = 400
@@ -42,7 +42,10 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
     posterior = as_dataset(idata["posterior"])
     names = _parameter_names(model, posterior)
     draws = _flatten(posterior[names])
-    if model.parameters["mu"].intercept_term is not None and not model.parameters["mu"].common_terms:
+    if (
+        model.parameters["mu"].intercept_term is not None
+        and not model.parameters["mu"].common_terms
+    ):
         draws = {("mu" if name == "Intercept" else name): values for name, values in draws.items()}
     table = _describe(draws, mean_sd=True)
     if include_mcmc_diagnostics:
@@ -148,7 +151,9 @@ def _describe(draws: dict[str, np.ndarray], mean_sd: bool) -> pd.DataFrame:
         row.update({f"{q:g}": value for q, value in zip(QUANTILES, quantiles, strict=True)})
         rows[name] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
-    columns = ["Mean", "SD", "0.025", "0.5", "0.975"] if mean_sd else ["Mean", "Median", "0.025", "0.975"]
+    columns = (
+        ["Mean", "SD", "0.025", "0.5", "0.975"] if mean_sd else ["Mean", "Median", "0.025", "0.975"]
+    )
     return table[columns]
 
 

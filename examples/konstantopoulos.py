@@ -56,7 +56,9 @@ def main(draws: int, output: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=2000, help="draws (and tuning steps) per chain")
+    parser.add_argument(
+        "--draws", type=int, default=2000, help="draws (and tuning steps) per chain"
+    )
     parser.add_argument("--output", type=Path, default=Path("examples/output"))
     arguments = parser.parse_args()
     main(arguments.draws, arguments.output)

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 
-def test_posterior_predictive_in_sample_has_the_observed_spread(konstantopoulos_fit, konstantopoulos):
+def test_posterior_predictive_in_sample_has_the_observed_spread(
+    konstantopoulos_fit, konstantopoulos
+):
     model, idata = konstantopoulos_fit
     predicted = model.predict(idata, kind="response", inplace=False, random_seed=3)
     replicated = predicted.posterior_predictive["yi"]

@@ -12,7 +12,13 @@ def test_konstantopoulos_example(tmp_path, capsys):
     spec.loader.exec_module(module)
     module.main(draws=300, output=tmp_path)
     printed = capsys.readouterr().out
-    for text in ["Posterior summary", "I2 [between]", "metafor REML", "bambi_meta REML", "read as VARIANCES"]:
+    for text in [
+        "Posterior summary",
+        "I2 [between]",
+        "metafor REML",
+        "bambi_meta REML",
+        "read as VARIANCES",
+    ]:
         assert text in printed
     figure = tmp_path / "konstantopoulos_prior_posterior.png"
     assert figure.stat().st_size > 10_000

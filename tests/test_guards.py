@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import exact_reference
 
 import bambi_meta as bmm
 from bambi_meta.heterogeneity import heterogeneity_draws
-from conftest import exact_reference
 
 
 def observed_logp(model, point):

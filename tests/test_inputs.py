@@ -2,7 +2,6 @@
 
 import bambi as bmb
 import numpy as np
-import pandas as pd
 import pytest
 
 import bambi_meta as bmm
@@ -16,7 +15,9 @@ def make(data, formula=FORMULA, **kwargs):
 
 
 def test_measure_is_required_and_checked(konstantopoulos):
-    with pytest.raises(ValueError, match="'measure' is required.*SMD, ZCOR, OR, RR, HR, IRR, RD, GEN"):
+    with pytest.raises(
+        ValueError, match="'measure' is required.*SMD, ZCOR, OR, RR, HR, IRR, RD, GEN"
+    ):
         bmm.MetaModel(FORMULA, konstantopoulos)
     with pytest.raises(ValueError, match="'measure' must be one of SMD.*got 'd'"):
         make(konstantopoulos, measure="d")
@@ -42,9 +43,11 @@ def test_missing_columns_are_named(konstantopoulos):
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [(-0.02, r"'vi' \(sampling variances\) must be finite and > 0; row 7 \(-0.02\)"),
-     (0.0, r"row 7 \(0.0\)"),
-     (np.inf, r"row 7 \(inf\)")],
+    [
+        (-0.02, r"'vi' \(sampling variances\) must be finite and > 0; row 7 \(-0.02\)"),
+        (0.0, r"row 7 \(0.0\)"),
+        (np.inf, r"row 7 \(inf\)"),
+    ],
 )
 def test_bad_variances(konstantopoulos, value, message):
     data = konstantopoulos.copy()
@@ -56,7 +59,9 @@ def test_bad_variances(konstantopoulos, value, message):
 def test_nan_is_an_error_naming_rows_unless_dropna(konstantopoulos):
     data = konstantopoulos.copy()
     data.loc[[2, 9], "yi"] = np.nan
-    with pytest.raises(ValueError, match=r"Missing values \(NaN\) in 'yi': rows 3, 10.*dropna=True"):
+    with pytest.raises(
+        ValueError, match=r"Missing values \(NaN\) in 'yi': rows 3, 10.*dropna=True"
+    ):
         make(data)
     with pytest.warns(UserWarning, match=r"dropped 2 of 56 rows.*'yi': rows 3, 10"):
         model = make(data, dropna=True)
@@ -116,7 +121,10 @@ def test_user_priors_override_defaults_by_the_names_users_write(konstantopoulos)
     model = make(
         konstantopoulos,
         "yi | se(vi) ~ 1 + year + (1|district)",
-        priors={"tau": bmb.Prior("HalfCauchy", beta=0.5), "year": bmb.Prior("Normal", mu=0, sigma=1)},
+        priors={
+            "tau": bmb.Prior("HalfCauchy", beta=0.5),
+            "year": bmb.Prior("Normal", mu=0, sigma=1),
+        },
     )
     assert model.parameters["tau"].prior.name == "HalfCauchy"
     assert model.parameters["mu"].terms["center(year)"].prior.args["sigma"] == 1

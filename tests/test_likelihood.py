@@ -94,7 +94,9 @@ def test_estimate_loglik_is_the_conditional_density_given_the_cluster(tau, rho):
             Y[keep], MU[keep], tau_rows[keep], rho_rows[keep], VARIANCES[keep], codes
         )
         cluster = CLUSTERS[row]
-        rest = without[codes[CLUSTERS[keep] == cluster][0]] if (CLUSTERS[keep] == cluster).any() else 0
+        rest = (
+            without[codes[CLUSTERS[keep] == cluster][0]] if (CLUSTERS[keep] == cluster).any() else 0
+        )
         np.testing.assert_allclose(values[row], full[cluster] - rest, rtol=1e-9)
 
 

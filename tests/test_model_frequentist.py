@@ -5,16 +5,18 @@ bounds 1.22e-4 absolute, metafor's confint root-finder tolerance (.Machine$doubl
 """
 
 import pytest
+from conftest import metafor_reference
 
 import bambi_meta as bmm
-from conftest import metafor_reference
 
 
 def test_reml_of_the_school_data_matches_metafor(konstantopoulos):
     reference = metafor_reference("dat.konstantopoulos2011")["nested_REML"]
     model = bmm.MetaModel("yi | se(vi) ~ 1 + (1|district/school)", konstantopoulos, measure="SMD")
     fit = model.fit_frequentist()
-    assert fit.coefficients.loc["Intercept", "estimate"] == pytest.approx(reference["estimate"], rel=1e-4)
+    assert fit.coefficients.loc["Intercept", "estimate"] == pytest.approx(
+        reference["estimate"], rel=1e-4
+    )
     assert fit.coefficients.loc["Intercept", "se"] == pytest.approx(reference["se"], rel=1e-4)
     assert fit.tau2 == pytest.approx(reference["tau2_total"], rel=1e-4)
     assert fit.rho == pytest.approx(reference["rho_implied"], rel=1e-4)

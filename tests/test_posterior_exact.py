@@ -7,13 +7,13 @@ quadrature (its convergence check is in the JSON, < 3e-5) and float rounding of 
 near-degenerate statistics. The fixed seed makes the check deterministic.
 """
 
+import arviz as az
 import numpy as np
 import pytest
 import xarray as xr
-import arviz as az
+from conftest import exact_reference
 
 import bambi_meta as bmm
-from conftest import exact_reference
 
 STATISTICS = {"mean": None, "sd": None, "q025": 0.025, "q50": 0.5, "q975": 0.975}
 HETEROGENEITY_KEYS = {
@@ -108,7 +108,11 @@ def test_summary_table_layout_and_values(konstantopoulos_fit):
     np.testing.assert_allclose(table.loc["mu", "0.5"], float(posterior["Intercept"].median()))
     assert (table["R-hat"] < 1.01).all() and (table["ESS"] > 400).all()
     assert list(bmm.summary(model, idata, include_mcmc_diagnostics=False).columns) == [
-        "Mean", "SD", "0.025", "0.5", "0.975"
+        "Mean",
+        "SD",
+        "0.025",
+        "0.5",
+        "0.975",
     ]
 
 
