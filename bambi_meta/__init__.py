@@ -3,9 +3,11 @@
 from importlib.metadata import version
 
 from bambi_meta.datasets import DATASETS, load_dataset
+from bambi_meta.effects import Effects, cluster_effects, true_effects
 from bambi_meta.frequentist import FrequentistFit, fit_frequentist, lrt
 from bambi_meta.model import MetaModel
-from bambi_meta.plots import plot_posterior, prior_density
+from bambi_meta.plots import plot_forest, plot_funnel, plot_posterior, prior_density
+from bambi_meta.prediction import prediction_intervals
 from bambi_meta.priors import MEASURES, UNIT_INFORMATION_SD, unit_information_sd
 from bambi_meta.summary import (
     ConvergenceWarning,
@@ -18,19 +20,25 @@ __version__ = version("bambi_meta")
 
 __all__ = [
     "DATASETS",
+    "Effects",
     "FrequentistFit",
     "MEASURES",
     "UNIT_INFORMATION_SD",
     "ConvergenceWarning",
     "MetaModel",
     "__version__",
+    "cluster_effects",
     "fit_frequentist",
     "heterogeneity_posterior",
     "load_dataset",
     "lrt",
+    "plot_forest",
+    "plot_funnel",
     "plot_posterior",
+    "prediction_intervals",
     "prior_density",
     "summary",
     "summary_heterogeneity",
+    "true_effects",
     "unit_information_sd",
 ]

@@ -20,8 +20,9 @@ class MetaData:
         The rows as given by the user; ``None`` stands for the rows the model was fitted to.
     effect_sizes : numpy.ndarray or None
         Observed effect sizes (``None`` for new data without a response column).
-    variances : numpy.ndarray
-        Known sampling VARIANCES (squared when the formula gave standard errors).
+    variances : numpy.ndarray or None
+        Known sampling VARIANCES (squared when the formula gave standard errors); ``None`` for
+        new data without them.
     cluster_labels : numpy.ndarray or None
         Cluster label of every row (``None`` without a cluster level).
     cluster_codes : numpy.ndarray or None
@@ -31,7 +32,7 @@ class MetaData:
 
     frame: pd.DataFrame | None
     effect_sizes: np.ndarray | None
-    variances: np.ndarray
+    variances: np.ndarray | None
     cluster_labels: np.ndarray | None
     cluster_codes: np.ndarray | None
 
@@ -48,6 +49,7 @@ def read_meta_data(
     namespace: dict,
     require_response: bool,
     source: pd.DataFrame | None = None,
+    require_variances: bool = True,
 ) -> MetaData:
     """Read and check the meta-analytic columns of ``frame``.
 
@@ -65,6 +67,9 @@ def read_meta_data(
         Whether the effect-size column must be present (not for prediction on new data).
     source : pandas.DataFrame or None
         What ``MetaData.frame`` records: ``None`` for the fitted rows.
+    require_variances : bool, default True
+        Whether the sampling-uncertainty column must be present (not for predicting true
+        effects).
 
     Returns
     -------
@@ -74,11 +79,13 @@ def read_meta_data(
     if require_response or _available(formula.response, frame):
         effect_sizes = evaluate(formula.response, frame, namespace, "Effect sizes")
         _validate.check_effect_sizes(effect_sizes, formula.response)
-    uncertainty = evaluate(formula.uncertainty, frame, namespace, "Sampling uncertainty")
-    _validate.check_sampling_uncertainty(
-        uncertainty, formula.uncertainty, formula.uncertainty_is_sd
-    )
-    variances = uncertainty**2 if formula.uncertainty_is_sd else uncertainty
+    variances = None
+    if require_variances or _available(formula.uncertainty, frame):
+        uncertainty = evaluate(formula.uncertainty, frame, namespace, "Sampling uncertainty")
+        _validate.check_sampling_uncertainty(
+            uncertainty, formula.uncertainty, formula.uncertainty_is_sd
+        )
+        variances = uncertainty**2 if formula.uncertainty_is_sd else uncertainty
 
     labels = codes = None
     if formula.cluster is not None:

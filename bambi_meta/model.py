@@ -9,6 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta import _validate
+from bambi_meta._datatree import as_dataset
 from bambi_meta.columns import MetaData, read_meta_data
 from bambi_meta.family import MetaAnalyticFamily
 from bambi_meta.formula import (
@@ -145,6 +146,37 @@ class MetaModel(bmb.Model):
             self.compute_log_likelihood(idata)
         return idata
 
+    def compute_log_likelihood(
+        self, idata, data=None, inplace: bool = True, unit: str | None = None
+    ):
+        """Pointwise log-likelihood for LOO, per cluster or per estimate.
+
+        Parameters
+        ----------
+        idata : xarray.DataTree
+            What ``model.fit()`` returned.
+        data : pandas.DataFrame, optional
+            Rows to evaluate (with ``yi``, ``vi`` and the cluster column); the fitted rows by
+            default.
+        inplace : bool, default True
+            Add the ``log_likelihood`` group to ``idata``; otherwise return a copy with it.
+        unit : {"cluster", "estimate"}, optional
+            ``"cluster"`` (the default with clusters): the joint density of each cluster's rows,
+            for leave-one-cluster-out. ``"estimate"``: each row's density given the rest of its
+            cluster, for leave-one-estimate-out. Without clusters the unit is the estimate.
+
+        Returns
+        -------
+        xarray.DataTree or None
+        """
+        if not inplace:
+            idata = idata.copy()
+        posterior = as_dataset(idata["posterior"])
+        unit = unit or self.family.log_likelihood_unit
+        values = self.family.log_likelihood(self, posterior, data, unit=unit)
+        idata["log_likelihood"] = xr.Dataset({self.meta_formula.response: values})
+        return None if inplace else idata
+
     def fit_frequentist(self, method: str = "REML", level: float = 0.95):
         """REML or ML fit of the same model (metafor's ``rma.mv``/``rma.uni``), by closed form.
 
@@ -237,13 +269,22 @@ class MetaModel(bmb.Model):
     # Data and draws used by the family, the effects and the summaries
     # ----------------------------------------------------------------------------------------
     def meta_data(
-        self, data: pd.DataFrame | None = None, require_response: bool = True
+        self,
+        data: pd.DataFrame | None = None,
+        require_response: bool = True,
+        require_variances: bool = True,
     ) -> MetaData:
         """Effect sizes, sampling variances and clusters of the fitted rows or of new ``data``."""
         if data is None:
             return self._training
         return read_meta_data(
-            data, self.meta_formula, self.cluster_levels, self._namespace, require_response, data
+            data,
+            self.meta_formula,
+            self.cluster_levels,
+            self._namespace,
+            require_response,
+            data,
+            require_variances,
         )
 
     def parameter_draws(self, posterior: xr.Dataset, rows: MetaData | None = None) -> dict:
@@ -344,11 +385,6 @@ class MetaModel(bmb.Model):
             stacklevel=3,
         )
         return data.loc[~missing].reset_index(drop=True)
-
-
-def as_dataset(group: xr.Dataset | xr.DataTree) -> xr.Dataset:
-    """The Dataset of a DataTree group (fits return DataTrees; posteriors may be either)."""
-    return group.to_dataset() if isinstance(group, xr.DataTree) else group
 
 
 def _split_formula(formula: str | bmb.Formula) -> tuple[str, tuple[str, ...]]:

@@ -8,7 +8,7 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
-from bambi_meta.model import as_dataset
+from bambi_meta._datatree import as_dataset
 
 RHAT_LIMIT = 1.01
 ESS_LIMIT = 400

@@ -2,7 +2,8 @@
 
 56 standardised mean differences (schools) nested in 11 districts (Konstantopoulos, 2011).
 Fits the multilevel random-effects model, prints the summary and heterogeneity tables next to
-metafor's REML fit, and writes a prior-vs-posterior figure.
+metafor's REML fit, the shrunken district effects and the prediction interval, and writes
+prior-vs-posterior, forest and funnel figures.
 
 Run: ``make example`` (or ``python examples/konstantopoulos.py [--draws N] [--output DIR]``).
 """
@@ -43,14 +44,27 @@ def main(draws: int, output: Path) -> None:
         print("REML fit of the same model (bambi_meta) next to metafor's rma.mv REML")
         print(pd.DataFrame({"bambi_meta REML": ours, "metafor REML": METAFOR_REML}), end="\n\n")
 
+        print("Shrunken district effects (deviation from the pooled effect)")
+        print(bmm.cluster_effects(model, idata, random_seed=1).table, end="\n\n")
+        print("Pooled effect and prediction interval for a new school in a new district")
+        print(bmm.prediction_intervals(model, idata, random_seed=1), end="\n\n")
+
     output.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for ax, parameter in zip(axes, ["mu", "tau", "rho"], strict=True):
         bmm.plot_posterior(model, idata, parameter, prior=True, ax=ax)
     figure.suptitle("dat.konstantopoulos2011: prior (dashed) vs posterior")
     figure.tight_layout()
-    path = output / "konstantopoulos_prior_posterior.png"
-    figure.savefig(path, dpi=120)
+    _save(figure, output / "konstantopoulos_prior_posterior.png")
+    _save(
+        bmm.plot_forest(model, idata, random_seed=1).figure, output / "konstantopoulos_forest.png"
+    )
+    _save(bmm.plot_funnel(model, idata).figure, output / "konstantopoulos_funnel.png")
+
+
+def _save(figure, path: Path) -> None:
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
     print(f"Wrote {path}")
 
 

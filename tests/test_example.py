@@ -20,5 +20,6 @@ def test_konstantopoulos_example(tmp_path, capsys):
         "read as VARIANCES",
     ]:
         assert text in printed
-    figure = tmp_path / "konstantopoulos_prior_posterior.png"
-    assert figure.stat().st_size > 10_000
+    assert "Shrunken district effects" in printed and "PI lower" in printed
+    for name in ["prior_posterior", "forest", "funnel"]:
+        assert (tmp_path / f"konstantopoulos_{name}.png").stat().st_size > 10_000
