@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -24,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import optimize, special
+from scipy import special
 
 __all__ = [
     "BayesFactor",
@@ -109,11 +110,13 @@ def _vector(name: str, x: Any, k: int | None = None, positive: bool = False) -> 
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         rule = "finite and > 0" if positive else "finite"
-        raise ValueError(f"'{name}' must be {rule}; row {i + 1} has {a[i]!r}.")
+        raise ValueError(f"'{name}' must be {rule}; row {i + 1} has {a[i].item()!r}.")
     return a
 
 
-def _scalar(name: str, x: Any, lo: float = 0.0, closed: bool = False, hi: float = math.inf):
+def _scalar(
+    name: str, x: Any, lo: float = 0.0, closed: bool = False, hi: float = math.inf
+) -> float:
     try:
         val = float(x)
     except (TypeError, ValueError):
@@ -122,6 +125,10 @@ def _scalar(name: str, x: Any, lo: float = 0.0, closed: bool = False, hi: float 
         rule = f"{'>=' if closed else '>'} {lo:g}" + (f" and <= {hi:g}" if hi < math.inf else "")
         raise ValueError(f"'{name}' must be finite and {rule}; got {x!r}.")
     return val
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 709.0 else math.inf
 
 
 def _index(name: str, x: Any, p: int) -> int:
@@ -156,7 +163,7 @@ def _prepare(yi, vi, X, cluster, beta_mean, beta_sd) -> _Data:
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"'X' must be finite; row {i + 1} has {Xa[i].tolist()}.")
     p = Xa.shape[1]
-    m, s = (np.broadcast_to(np.asarray(a, dtype=float), (p,)) for a in (beta_mean, beta_sd))
+    m, s = (np.full(p, x, dtype=object) if np.ndim(x) == 0 else x for x in (beta_mean, beta_sd))
     m, s = _vector("beta_mean", m, p), _vector("beta_sd", s, p, positive=True)
     codes, n_clusters = None, 0
     if cluster is not None:
@@ -265,26 +272,54 @@ class _Integrand:
 # --------------------------------------------------------------------------------- quadrature
 
 
+def _derivatives(fv: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian by central differences from values on a 3 x ... x 3 stencil."""
+    d, e = fv.ndim, np.eye(fv.ndim, dtype=int)
+
+    def at(shift: np.ndarray) -> float:
+        return fv[tuple(1 + shift)]
+
+    g, H = np.empty(d), np.empty((d, d))
+    for i, j in np.ndindex(d, d):
+        if i == j:
+            g[i] = (at(e[i]) - at(-e[i])) / (2.0 * h)
+            H[i, i] = (at(e[i]) - 2.0 * at(0 * e[i]) + at(-e[i])) / h**2
+        else:
+            cross = at(e[i] + e[j]) - at(e[i] - e[j]) - at(e[j] - e[i]) + at(-e[i] - e[j])
+            H[i, j] = cross / (4.0 * h**2)
+    return g, H
+
+
 def _mode_and_scale(f: _Integrand) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mode of the log kernel (scan, then Nelder-Mead) and Laplace marginal sds there."""
-    scan = {
-        "log_tau": math.log(f.tau_sd) + np.linspace(-9, 3, 25),
-        "logit_rho": np.linspace(-8, 8, 17),
-    }
+    """Mode of the log kernel (coarse scan, then damped Newton) and Laplace sds there."""
+    scan = {"log_tau": math.log(f.tau_sd) + np.linspace(-9, 3, 25), "logit_rho": np.arange(-8, 9)}
     grid = _tensor([scan[a] for a in f.axes])
-    x0 = grid[int(np.argmax(f(grid)))]
-    opts = {"xatol": 1e-7, "fatol": 1e-12, "maxiter": 4000}
-    res = optimize.minimize(lambda x: -f(x[None, :])[0], x0, method="Nelder-Mead", options=opts)
-    x, d, h = res.x, len(x0), 1e-3
-    e = np.eye(d) * h
-    H = np.array([[f(np.array([x + e[i] + e[j], x + e[i] - e[j], x - e[i] + e[j], x - e[i] - e[j]]))
-                   @ np.array([1.0, -1.0, -1.0, 1.0]) / (4 * h * h) for j in range(d)] for i in range(d)])  # fmt: skip
+    x, d, h, evals = grid[int(np.argmax(f(grid)))], len(f.axes), 1e-3, len(grid)
+    stencil, damp = _tensor([np.array([-h, 0.0, h])] * d), 0.5 ** np.arange(10)
+    for _ in range(100):
+        fv = f(x + stencil).reshape((3,) * d)
+        g, H = _derivatives(fv, h)
+        try:
+            np.linalg.cholesky(-H)
+            step = np.linalg.solve(-H, g)
+        except np.linalg.LinAlgError:  # not concave here: gradient direction
+            step = g / max(np.abs(g).max(), 1e-300)
+        step *= min(1.0, 2.0 / max(np.abs(step).max(), 1e-300))  # at most 2 units per axis
+        trial = x + damp[:, None] * step
+        ft = f(trial)
+        evals += len(fv.ravel()) + len(trial)
+        best = int(np.argmax(ft))
+        if not ft[best] > fv[(1,) * d]:
+            break
+        x = trial[best]
+        if np.abs(damp[best] * step).max() < 1e-6:
+            break
     try:
         np.linalg.cholesky(-H)
         sd = np.sqrt(np.diag(np.linalg.inv(-H)))
-    except np.linalg.LinAlgError:  # not concave at the optimum found: fall back to curvatures
+    except np.linalg.LinAlgError:  # fall back to the curvatures
         sd = 1.0 / np.sqrt(np.maximum(-np.diag(H), 1e-2))
-    return x, np.where(np.isfinite(sd) & (sd > 0), sd, 1.0), len(grid) + res.nfev + 4 * d * d
+    return x, np.where(np.isfinite(sd) & (sd > 0), sd, 1.0), evals
 
 
 def _tensor(axes: list[np.ndarray]) -> np.ndarray:
@@ -301,8 +336,8 @@ def _t_kernel(f: _Integrand, c, s, t: np.ndarray, moments: bool = False):
 
 def _find_box(f: _Integrand, c, s) -> tuple[np.ndarray, np.ndarray, int]:
     """Bounding box (t-coordinates) of {log integrand > max - 32}, plus one search cell."""
-    d, n = len(c), 41
-    lo, hi, evals = np.full(d, -3.0), np.full(d, 3.0), 0
+    d, n = len(c), 33
+    lo, hi, evals = np.full(d, -4.0), np.full(d, 4.0), 0
     while True:
         ts = [np.linspace(lo[a], hi[a], n) for a in range(d)]
         g = _t_kernel(f, c, s, _tensor(ts))[0].reshape((n,) * d)
@@ -339,10 +374,23 @@ def _quadrature(f: _Integrand, tol: float):
     c, s, evals = _mode_and_scale(f)
     lo, hi, more = _find_box(f, c, s)
     evals += more
+    vals = None
     for level in range(4, 11 - d):  # 17, 33, ... nodes per axis, each grid nesting the last
         n = 2**level + 1
-        g, x, mean, var = _t_kernel(f, c, s, _tensor([np.linspace(*ab, n) for ab in zip(lo, hi)]), True)  # fmt: skip
-        evals += len(g)
+        ts = _tensor([np.linspace(lo[a], hi[a], n) for a in range(d)])
+        new = np.ones((n,) * d, dtype=bool)
+        if vals is not None:  # the previous grid's nodes are every second node of this one
+            new[(slice(None, None, 2),) * d] = False
+        new = new.ravel()
+        fresh = _t_kernel(f, c, s, ts[new], True)
+        evals += int(new.sum())
+        if vals is None:
+            vals = fresh
+        else:
+            old, vals = vals, tuple(np.empty((len(ts), *a.shape[1:])) for a in fresh)
+            for full, a, b in zip(vals, fresh, old, strict=True):
+                full[new], full[~new] = a, b
+        g, x, mean, var = vals
         g = g.reshape((n,) * d)
         log_h = float(np.log((hi - lo) / (n - 1)).sum())
         log_sum, logw = _log_trapezoid(g)
@@ -350,10 +398,13 @@ def _quadrature(f: _Integrand, tol: float):
         err = abs(log_sum - log_half)
         if err < tol:
             break
+    if err >= tol:
+        msg = f"quadrature stopped at {n} nodes per axis with half-grid change {err:.2g} >= tol."
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
     post = np.exp(g + logw - log_sum).ravel()
-    info = {"mode": dict(zip(f.axes, c.tolist(), strict=True)), "sinh_map_center": c.tolist(),
-            "sinh_map_scale": s.tolist(), "t_box": np.column_stack([lo, hi]).tolist(),
-            "nodes_per_axis": n, "converged": bool(err < tol), "n_evaluations": evals}  # fmt: skip
+    info = dict(mode=dict(zip(f.axes, c.tolist(), strict=True)), sinh_map_scale=s.tolist())
+    info.update(t_box=np.column_stack([lo, hi]).tolist(), nodes_per_axis=n)
+    info.update(converged=bool(err < tol), n_evaluations=evals)
     return log_sum + log_h, err, x, post, mean, var, info
 
 
@@ -381,7 +432,7 @@ def _fit(yi, vi, X, cluster, beta_mean, beta_sd, tau_sd, rho_a, rho_b, tau_fixed
     if f.axes:
         value, err, x, post, mean, var, info = _quadrature(f, tol)
     else:  # tau fixed and rho fixed, absent or irrelevant (tau = 0): nothing to integrate
-        x, post, info = np.zeros((1, 0)), np.ones(1), {"n_evaluations": 1}
+        x, post, info = np.zeros((1, 0)), np.ones(1), {"converged": True, "n_evaluations": 1}
         val, mean, var = f(x, moments=True)
         value, err = float(val[0]), 0.0
     details: dict[str, Any] = {"free": list(f.axes), **info}
@@ -502,7 +553,7 @@ def conditional_log_density(
 def bayes_factor(
     logml_1: LogMarginalLikelihood | float, logml_0: LogMarginalLikelihood | float
 ) -> BayesFactor:
-    r"""Bayes factor :math:`BF_{10}`, :math:`\log BF_{10} = \log p(y \mid M_1) - \log p(y \mid M_0)`.
+    r"""Bayes factor :math:`\log BF_{10} = \log p(y \mid M_1) - \log p(y \mid M_0)`.
 
     Parameters
     ----------
@@ -523,7 +574,7 @@ def bayes_factor(
             )
         vals.append(float(val))
     log_bf = vals[0] - vals[1]
-    return BayesFactor(log_bf, math.exp(log_bf) if log_bf < 709.0 else math.inf)
+    return BayesFactor(log_bf, _exp(log_bf))
 
 
 def savage_dickey(
@@ -569,14 +620,14 @@ def savage_dickey(
     SavageDickey
     """
     args = (beta_mean, beta_sd, tau_sd, rho_a, rho_b, tau_fixed, rho_fixed, tol)
-    _, data, post, mean, var = _fit(yi, vi, X, cluster, *args)
-    c = _index("column", column, data.X.shape[1])
+    c = _index("column", column, _prepare(yi, vi, X, cluster, beta_mean, beta_sd).X.shape[1])
     b0 = _scalar("value", value, lo=-math.inf)
+    _, data, post, mean, var = _fit(yi, vi, X, cluster, *args)
     log_dens = -0.5 * (_LOG_2PI + np.log(var[:, c]) + (b0 - mean[:, c]) ** 2 / var[:, c])
     log_post = float(special.logsumexp(log_dens, b=post))
-    m, s = data.m[c], data.s[c]
+    m, s = float(data.m[c]), float(data.s[c])
     log_prior = -0.5 * (_LOG_2PI + 2.0 * math.log(s) + (b0 - m) ** 2 / s**2)
-    return SavageDickey(log_post - log_prior, math.exp(log_post - log_prior), log_post, log_prior)
+    return SavageDickey(log_post - log_prior, _exp(log_post - log_prior), log_post, log_prior)
 
 
 def _inclusion(lp: np.ndarray, lm: np.ndarray, incl: np.ndarray) -> tuple[float, float, float]:
@@ -588,6 +639,16 @@ def _inclusion(lp: np.ndarray, lm: np.ndarray, incl: np.ndarray) -> tuple[float,
     log_post_odds = lse(lp[incl] + lm[incl]) - lse(lp[~incl] + lm[~incl])
     prior, posterior = special.expit(log_prior_odds), special.expit(log_post_odds)
     return float(prior), float(posterior), float(log_post_odds - log_prior_odds)
+
+
+def _prior_probs(probs: Any, names: list[str]) -> np.ndarray:
+    if not isinstance(probs, Mapping) or set(probs) != set(names):
+        got = list(probs) if isinstance(probs, Mapping) else probs
+        raise ValueError(f"'prior_model_probs' must give a weight to each of {names}; got {got!r}.")
+    w = np.array([_scalar(f"prior_model_probs[{n!r}]", probs[n], closed=True) for n in names])
+    if w.sum() <= 0:
+        raise ValueError("'prior_model_probs' must have a positive sum; got all zeros.")
+    return w / w.sum()
 
 
 def standard_bayes_factors(
@@ -648,91 +709,52 @@ def standard_bayes_factors(
     """
     data = _prepare(yi, vi, X, cluster, beta_mean, beta_sd)
     keep = np.arange(data.X.shape[1]) != _index("effect_column", effect_column, data.X.shape[1])
-    het: list[tuple[str, bool, bool | None, dict, float]] = [
-        ("tau=0", False, None, {"tau_fixed": 0.0}, 0.5)
-    ]
+    het = [("tau=0", False, None, {"tau_fixed": 0.0}, 0.5)]  # label, tau, rho, fixed, weight
     if cluster is None:
         het.append(("tau", True, None, {}, 0.5))
     else:
-        het += [
-            ("tau, rho=0", True, False, {"rho_fixed": 0.0}, 0.25),
-            ("tau, rho", True, True, {}, 0.25),
-        ]
+        het += [("tau, rho=0", True, False, {"rho_fixed": 0.0}, 0.25)]
+        het += [("tau, rho", True, True, {}, 0.25)]
+    priors = {"tau_sd": tau_sd, "rho_a": rho_a, "rho_b": rho_b, "tol": tol}
+    names = [f"{mu}, {h[0]}" for mu in ("mu=0", "mu") for h in het]
+    weights = None if prior_model_probs is None else _prior_probs(prior_model_probs, names)
     rows = []
     for effect in (False, True):
         sel = slice(None) if effect else keep
-        for label, has_tau, has_rho, fixed, weight in het:
+        for _, has_tau, has_rho, fixed, weight in het:
+            Xe, me, se = data.X[:, sel], data.m[sel], data.s[sel]
             lml = log_marginal_likelihood(
-                data.y, data.v, data.X[:, sel], cluster, beta_mean=data.m[sel], beta_sd=data.s[sel],
-                tau_sd=tau_sd, rho_a=rho_a, rho_b=rho_b, tol=tol, **fixed,
-            )  # fmt: skip
-            name = f"{'mu' if effect else 'mu=0'}, {label}"
-            rows.append((name, effect, has_tau, has_rho, lml.value, lml.error, weight / 2))
-    cols = [
-        "model",
-        "effect",
-        "heterogeneity",
-        "cluster_level",
-        "log_ml",
-        "log_ml_error",
-        "prior_prob",
-    ]
+                data.y, data.v, Xe, cluster, beta_mean=me, beta_sd=se, **priors, **fixed
+            )
+            row = (effect, has_tau, has_rho, lml.value, lml.error, weight / 2)
+            rows.append((names[len(rows)], *row))
+    cols = "model effect heterogeneity cluster_level log_ml log_ml_error prior_prob".split()
     models = pd.DataFrame(rows, columns=cols).astype({"cluster_level": "boolean"})
-    if prior_model_probs is not None:
-        names = list(models.model)
-        if not isinstance(prior_model_probs, Mapping) or set(prior_model_probs) != set(names):
-            got = (
-                list(prior_model_probs)
-                if isinstance(prior_model_probs, Mapping)
-                else prior_model_probs
-            )
-            raise ValueError(
-                f"'prior_model_probs' must give a weight to each of {names}; got {got!r}."
-            )
-        w = np.array(
-            [_scalar(f"prior_model_probs[{n!r}]", prior_model_probs[n], closed=True) for n in names]
-        )
-        if w.sum() <= 0:
-            raise ValueError("'prior_model_probs' must have a positive sum; got all zeros.")
-        models["prior_prob"] = w / w.sum()
+    if weights is not None:
+        models["prior_prob"] = weights
     with np.errstate(divide="ignore"):
         lp = np.log(models.prior_prob.to_numpy())
     lm = models.log_ml.to_numpy()
     models["posterior_prob"] = np.exp(lp + lm - special.logsumexp(lp + lm))
-    every = np.ones(len(models), dtype=bool)
-    comps = [("effect", models.effect.to_numpy(), every, "all models"),
-             ("heterogeneity", models.heterogeneity.to_numpy(), every, "all models")]  # fmt: skip
+    every, het_on = np.ones(len(models), dtype=bool), models.heterogeneity.to_numpy()
+    comps = [("effect", models.effect.to_numpy(), every, "all models")]
+    comps += [("heterogeneity", het_on, every, "all models")]
     if cluster is not None:
-        incl = models.cluster_level.fillna(False).to_numpy(dtype=bool)
-        comps.append(("cluster_level", incl, models.heterogeneity.to_numpy(), "tau > 0"))
-    inclusion = pd.DataFrame(
-        [
-            (comp, among, *_inclusion(lp[sub], lm[sub], incl[sub]))
-            for comp, incl, sub, among in comps
-        ],
-        columns=[
-            "component",
-            "among",
-            "prior_incl_prob",
-            "posterior_incl_prob",
-            "log_inclusion_bf",
-        ],
-    )
+        rho_on = models.cluster_level.fillna(False).to_numpy(dtype=bool)
+        comps += [("cluster_level", rho_on, het_on, "tau > 0")]
+    incl_rows = [(c, among, *_inclusion(lp[sub], lm[sub], on[sub])) for c, on, sub, among in comps]
+    cols = "component among prior_incl_prob posterior_incl_prob log_inclusion_bf".split()
+    inclusion = pd.DataFrame(incl_rows, columns=cols)
+    full = "tau" if cluster is None else "tau, rho"
+    pairs = [("effect", f"mu, {full}", f"mu=0, {full}")]
+    pairs += [("heterogeneity", f"mu, {full}", "mu, tau=0")]
+    if cluster is not None:
+        pairs += [("cluster_level", "mu, tau, rho", "mu, tau, rho=0")]
+    ml, err = models.set_index("model").log_ml, models.set_index("model").log_ml_error
+    pair_rows = [(t, m1, m0, ml[m1] - ml[m0], err[m1] + err[m0]) for t, m1, m0 in pairs]
+    cols = "test model_1 model_0 log_bf10 log_bf10_error".split()
+    pairwise = pd.DataFrame(pair_rows, columns=cols)
     with np.errstate(over="ignore"):
         inclusion["inclusion_bf"] = np.exp(inclusion.log_inclusion_bf)
-    full = "tau" if cluster is None else "tau, rho"
-    pairs = [
-        ("effect", f"mu, {full}", f"mu=0, {full}"),
-        ("heterogeneity", f"mu, {full}", "mu, tau=0"),
-    ]
-    if cluster is not None:
-        pairs.append(("cluster_level", "mu, tau, rho", "mu, tau, rho=0"))
-    ml = models.set_index("model")
-    pairwise = pd.DataFrame(
-        [(test, m1, m0, ml.log_ml[m1] - ml.log_ml[m0], ml.log_ml_error[m1] + ml.log_ml_error[m0])
-         for test, m1, m0 in pairs],
-        columns=["test", "model_1", "model_0", "log_bf10", "log_bf10_error"],
-    )  # fmt: skip
-    with np.errstate(over="ignore"):
         pairwise["bf10"], pairwise["bf01"] = np.exp(pairwise.log_bf10), np.exp(-pairwise.log_bf10)
     return EnsembleBayesFactors(models, inclusion, pairwise)

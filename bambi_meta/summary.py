@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
 from bambi_meta._datatree import as_dataset
+from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
 
 RHAT_LIMIT = 1.01
 ESS_LIMIT = 400
