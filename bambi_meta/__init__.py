@@ -2,6 +2,7 @@
 
 from importlib.metadata import version
 
+from bambi_meta.bayes_factors import bayes_factor, inclusion_bayes_factors, marginal_likelihood
 from bambi_meta.datasets import DATASETS, load_dataset
 from bambi_meta.effects import Effects, cluster_effects, true_effects
 from bambi_meta.frequentist import FrequentistFit, fit_frequentist, lrt
@@ -27,11 +28,14 @@ __all__ = [
     "ConvergenceWarning",
     "MetaModel",
     "__version__",
+    "bayes_factor",
     "cluster_effects",
     "fit_frequentist",
     "heterogeneity_posterior",
+    "inclusion_bayes_factors",
     "load_dataset",
     "lrt",
+    "marginal_likelihood",
     "plot_forest",
     "plot_funnel",
     "plot_posterior",

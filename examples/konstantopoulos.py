@@ -29,7 +29,9 @@ def main(draws: int, output: Path) -> None:
     print(model, end="\n\n")
     idata = model.fit(draws=draws, tune=draws, chains=4, random_seed=1, progressbar=False)
 
-    with pd.option_context("display.width", 120, "display.precision", 4):
+    with pd.option_context(
+        "display.width", 160, "display.max_columns", None, "display.precision", 4
+    ):
         print("Posterior summary")
         print(bmm.summary(model, idata), end="\n\n")
         print("Heterogeneity (I2 in percent)")
@@ -44,6 +46,12 @@ def main(draws: int, output: Path) -> None:
         print("REML fit of the same model (bambi_meta) next to metafor's rma.mv REML")
         print(pd.DataFrame({"bambi_meta REML": ours, "metafor REML": METAFOR_REML}), end="\n\n")
 
+        ensemble = bmm.inclusion_bayes_factors(model)
+        print(
+            "Bayes factors (exact, by quadrature): is there an effect, heterogeneity, a district level?"
+        )
+        print(ensemble.inclusion, end="\n\n")
+        print(ensemble.models, end="\n\n")
         print("Shrunken district effects (deviation from the pooled effect)")
         print(bmm.cluster_effects(model, idata, random_seed=1).table, end="\n\n")
         print("Pooled effect and prediction interval for a new school in a new district")
