@@ -47,9 +47,7 @@ def main(draws: int, output: Path) -> None:
         print(pd.DataFrame({"bambi_meta REML": ours, "metafor REML": METAFOR_REML}), end="\n\n")
 
         ensemble = bmm.inclusion_bayes_factors(model)
-        print(
-            "Bayes factors (exact, by quadrature): is there an effect, heterogeneity, a district level?"
-        )
+        print("Bayes factors (exact, by quadrature): effect? heterogeneity? a district level?")
         print(ensemble.inclusion, end="\n\n")
         print(ensemble.models, end="\n\n")
         print("Shrunken district effects (deviation from the pooled effect)")
