@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bi
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint clean
+.PHONY: example test docs lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "No Python >= 3.12 found; install python3.12." >&2; exit 1; }
@@ -23,9 +23,24 @@ example: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
+# The documentation: runs the example scripts (their output and figures are what the pages
+# show), then builds the HTML with every Sphinx warning an error.
+GENERATED := docs/_generated
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	@touch $@
+
+docs: $(VENV)/.docs-installed
+	@mkdir -p $(GENERATED)
+	$(BIN)/python examples/konstantopoulos.py --output $(GENERATED) > $(GENERATED)/konstantopoulos.txt
+	$(BIN)/python examples/coming_from.py > $(GENERATED)/coming_from.txt
+	$(BIN)/python examples/prior_sensitivity.py --output $(GENERATED) > $(GENERATED)/prior_sensitivity.txt
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "Built docs/_build/html/index.html"
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check bambi_meta tests examples
 	$(BIN)/ruff format --check bambi_meta tests examples
 
 clean:
-	rm -rf $(VENV) examples/output .pytest_cache
+	rm -rf $(VENV) examples/output .pytest_cache docs/_build $(GENERATED)

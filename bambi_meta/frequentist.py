@@ -318,7 +318,7 @@ def fit_frequentist(
     Notes
     -----
     Estimation maximises the profile of the (restricted) log-likelihood over rho, with tau2
-    solved from its score equation (see :func:`bambi_meta._profile.fit_components`); a variance
+    solved from its score equation (see ``_profile.fit_components``); a variance
     component on the boundary is estimated as exactly 0 (metafor, optimising log-variances,
     reports ~1e-10 there).
 

@@ -1,0 +1,29 @@
+"""Sphinx configuration: user guide (MyST markdown) and API reference from numpydoc docstrings.
+
+Built with ``make docs`` (``sphinx-build -W``: every warning fails the build). No inventories
+are downloaded (no intersphinx): references to other libraries' types are not checked, while
+every reference to bambi_meta's own objects must resolve (nitpicky mode).
+"""
+
+from importlib.metadata import version as package_version
+
+project = "bambi_meta"
+author = "bambi_meta developers"
+release = package_version("bambi_meta")
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "numpydoc", "myst_parser"]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build"]
+html_theme = "alabaster"
+html_static_path = ["_static"]
+myst_enable_extensions = ["dollarmath"]
+myst_heading_anchors = 3
+
+autodoc_typehints = "none"
+numpydoc_show_class_members = False
+numpydoc_xref_param_type = False
+nitpicky = True
+# Types of other libraries are named in docstrings but not linked (no downloaded inventories).
+nitpick_ignore_regex = [
+    (r"py:.*", r"(numpy|pandas|xarray|matplotlib|scipy|bambi|pymc|pytensor|arviz|formulae)\..*"),
+    (r"py:.*", r"(optional|array-like|callable|default|or|of|str|int|float|bool|dict|list|tuple)"),
+]
