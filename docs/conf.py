@@ -10,10 +10,12 @@ from importlib.metadata import version as package_version
 project = "bambi_meta"
 author = "bambi_meta developers"
 release = package_version("bambi_meta")
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.mathjax", "numpydoc", "myst_parser"]
+# sphinx-mathjax-offline ships MathJax in the package, so formulas render without a CDN.
+extensions = ["sphinx.ext.autodoc", "sphinx-mathjax-offline", "numpydoc", "myst_parser"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
+html_theme_options = {"page_width": "1500px", "sidebar_width": "220px"}
 html_static_path = ["_static"]
 myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
