@@ -64,7 +64,9 @@ def read_meta_data(
     namespace : dict
         Functions available to expressions in the formula (e.g. ``sqrt``).
     require_response : bool
-        Whether the effect-size column must be present (not for prediction on new data).
+        Whether the effect-size column must be present (not for prediction on new data). New
+        data for prediction may also omit the cluster column: each row is then an estimate in
+        a new cluster.
     source : pandas.DataFrame or None
         What ``MetaData.frame`` records: ``None`` for the fitted rows.
     require_variances : bool, default True
@@ -88,6 +90,10 @@ def read_meta_data(
         variances = uncertainty**2 if formula.uncertainty_is_sd else uncertainty
 
     labels = codes = None
+    if formula.cluster is not None and not require_response and formula.cluster not in frame:
+        # Prediction for new estimates without a cluster label: each is in a new cluster.
+        labels = np.array([f"new cluster {row + 1}" for row in range(len(frame))], dtype=object)
+        return MetaData(source, effect_sizes, variances, labels, np.full(len(frame), -1))
     if formula.cluster is not None:
         _validate.require_columns(frame, [formula.cluster], "cluster")
         series = frame[formula.cluster]

@@ -39,7 +39,7 @@ def test_predict_on_new_data_without_yi(konstantopoulos_fit):
 
 def test_new_data_needs_the_sampling_variances(konstantopoulos_fit):
     model, idata = konstantopoulos_fit
-    with pytest.raises(ValueError, match="'vi'.*not in 'data'"):
+    with pytest.raises(ValueError, match="needs their sampling uncertainty 'vi'"):
         model.predict(idata, kind="response", data=pd.DataFrame({"district": [11]}), inplace=False)
 
 
@@ -65,3 +65,18 @@ def test_interpret_predictions(konstantopoulos_fit):
     assert len(summary) == 2
     # without moderators the pooled effect is the same for every district
     assert summary["estimate"].iloc[0] == pytest.approx(summary["estimate"].iloc[1])
+
+
+def test_interpret_posterior_predictive_needs_vi_and_treats_rows_as_new_clusters(
+    konstantopoulos_fit,
+):
+    model, idata = konstantopoulos_fit
+    with pytest.raises(ValueError, match="needs their sampling uncertainty 'vi'"):
+        bmb.interpret.predictions(model, idata, conditional={"district": [11]}, target="yi")
+    summary = bmb.interpret.predictions(
+        model, idata, conditional={"vi": [0.001, 0.2]}, target="yi"
+    ).summary
+    lower, upper = (column for column in summary.columns if column.startswith(("lower", "upper")))
+    widths = (summary[upper] - summary[lower]).to_numpy()
+    # new estimate in a new district: sd sqrt(Var(mu) + tau^2 + vi) ~ 0.34 vs ~0.56
+    assert widths[1] > 1.3 * widths[0]
