@@ -9,6 +9,7 @@ overridden because the defaults cannot see the sampling variances or the cluster
 from functools import partial
 
 import bambi as bmb
+import formulae as fm
 import numpy as np
 import xarray as xr
 
@@ -22,6 +23,10 @@ from bambi_meta.likelihood import (
 )
 
 LOG_LIKELIHOOD_UNITS = ("cluster", "estimate")
+
+
+def _variables(expression: str) -> set[str]:
+    return fm.model_description(f"{expression} ~ 1").response.var_names
 
 
 class MetaAnalyticFamily(bmb.Family):
@@ -67,6 +72,13 @@ class MetaAnalyticFamily(bmb.Family):
         """
         data = kwargs.get("data")
         rng = np.random.default_rng(random_seed)
+        uncertainty = model.meta_formula.uncertainty
+        if data is not None and not set(_variables(uncertainty)) <= set(data.columns):
+            raise ValueError(
+                f"Predicting observed effect sizes for new data needs their sampling uncertainty "
+                f"'{uncertainty}' (each new estimate has its own sampling error). For the true "
+                "effects use kind='response_params' (or bmm.prediction_intervals)."
+            )
         rows = model.meta_data(data, require_response=False)
         replicated = effects.draw_replicates(model, posterior, rows, rng)
         return xr.DataArray(
