@@ -7,7 +7,8 @@ from bambi_meta.datasets import DATASETS, load_dataset
 from bambi_meta.effects import Effects, cluster_effects, true_effects
 from bambi_meta.frequentist import FrequentistFit, fit_frequentist, lrt
 from bambi_meta.model import MetaModel
-from bambi_meta.plots import plot_forest, plot_funnel, plot_posterior, prior_density
+from bambi_meta.moderators import coefficient_draws, heterogeneity_at
+from bambi_meta.plots import plot_bubble, plot_forest, plot_funnel, plot_posterior, prior_density
 from bambi_meta.prediction import prediction_intervals
 from bambi_meta.priors import MEASURES, UNIT_INFORMATION_SD, unit_information_sd
 from bambi_meta.summary import (
@@ -30,12 +31,15 @@ __all__ = [
     "__version__",
     "bayes_factor",
     "cluster_effects",
+    "coefficient_draws",
     "fit_frequentist",
+    "heterogeneity_at",
     "heterogeneity_posterior",
     "inclusion_bayes_factors",
     "load_dataset",
     "lrt",
     "marginal_likelihood",
+    "plot_bubble",
     "plot_forest",
     "plot_funnel",
     "plot_posterior",

@@ -156,3 +156,22 @@ def check_positive_number(value: object, name: str) -> float:
     if not np.isfinite(number) or number <= 0:
         raise ValueError(f"'{name}' must be finite and > 0; got {value!r}.")
     return number
+
+
+def check_full_rank(matrix: np.ndarray, columns: Sequence[str], formula: str) -> None:
+    """A design whose columns are linearly dependent leaves some coefficients unidentified."""
+    matrix = np.asarray(matrix, dtype=float)
+    kept, redundant = [], []
+    for index, name in enumerate(columns):
+        candidate = matrix[:, [*kept, index]]
+        if np.linalg.matrix_rank(candidate) > len(kept):
+            kept.append(index)
+        else:
+            redundant.append(name)
+    if redundant:
+        raise ValueError(
+            f"The moderators in '{formula}' are linearly dependent: column(s) "
+            f"{', '.join(map(repr, redundant))} are combinations of the columns before them "
+            "(e.g. a moderator constant within a level of another, or an interaction with an "
+            "empty cell), so the data cannot tell their coefficients apart. Remove or recode them."
+        )

@@ -11,6 +11,10 @@ group-specific term by a marginalised one. So the formula is taken apart here:
 * continuous moderators are centred with formulae's stateful ``center()`` so that the intercept
   prior acts at the moderator means (see ``priors.py``); categorical moderators keep uncentred
   treatment contrasts.
+
+A ``bmb.Formula`` may add scale formulas, ``"tau ~ z"`` (log link: per-row tau_i) and ``"rho ~ z"``
+(logit link: per-row rho_i, only with a cluster level); :func:`parse_scale_formulas` reads and
+checks them, and their continuous moderators are centred the same way.
 """
 
 import re
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 import formulae as fm
 
 RESPONSE_FUNCTION = "meta_response"
+# Parameters a scale formula may model, with their links (see family.py).
+SCALE_PARAMETERS = {"tau": "log", "rho": "logit"}
 
 _LHS_PATTERN = re.compile(r"^(?P<response>.+?)\|\s*se\s*\((?P<arguments>.*)\)\s*$", re.DOTALL)
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
@@ -56,8 +62,7 @@ class MetaFormula:
     @property
     def has_intercept(self) -> bool:
         """Whether the location model has an intercept."""
-        description = fm.model_description(f"y ~ {self.fixed}")
-        return any(isinstance(term, fm.terms.Intercept) for term in description.terms)
+        return formula_has_intercept(self.fixed)
 
     def response_call(self) -> str:
         """The response call that replaces ``yi | se(vi)`` for Bambi."""
@@ -105,34 +110,102 @@ def parse_meta_formula(formula: str) -> MetaFormula:
 
 
 def center_continuous_moderators(fixed: str, continuous: set[str]) -> tuple[str, dict[str, str]]:
-    """Wrap bare continuous variables of the location formula in ``center()``.
+    """Wrap bare continuous variables of a right-hand side in ``center()``.
 
     Parameters
     ----------
     fixed : str
-        The moderator part of the formula, e.g. ``"1 + year + deltype"``.
+        The moderator part of a formula, e.g. ``"1 + year * pubstatus + deltype"``.
     continuous : set of str
         Names of the numeric columns of the data.
 
     Returns
     -------
     formula : str
-        ``"1 + center(year) + deltype"``.
+        ``"1 + center(year) * center(pubstatus) + deltype"``.
     aliases : dict
-        Maps each new term name back to what the user wrote, e.g. ``{"center(year)": "year"}``.
+        Maps each resulting term (after formulae expands ``*``) that contains a centred variable
+        back to what the user wrote, e.g. ``{"center(year)": "year",
+        "center(year):center(pubstatus)": "year:pubstatus"}``.
     """
-    terms = _split_top_level(fixed, "+")
-    new_terms, aliases = [], {}
-    for term in terms:
+    new_terms, wrapped = [], set()
+    for term in _split_top_level(fixed, "+"):
         factors = re.split(r"(\s*[:*]\s*)", term.strip())
-        centred = [
-            f"center({factor})" if factor.strip() in continuous else factor for factor in factors
-        ]
-        new_term = "".join(centred)
-        if new_term != term.strip():
-            aliases[new_term.replace(" ", "")] = term.strip().replace(" ", "")
-        new_terms.append(new_term)
-    return " + ".join(new_terms), aliases
+        centred = []
+        for factor in factors:
+            if factor.strip() in continuous:
+                wrapped.add(factor.strip())
+                centred.append(f"center({factor.strip()})")
+            else:
+                centred.append(factor)
+        new_terms.append("".join(centred))
+    formula = " + ".join(new_terms)
+    if not wrapped:
+        return formula, {}
+    pattern = re.compile(r"center\((" + "|".join(map(re.escape, sorted(wrapped))) + r")\)")
+    aliases = {}
+    for term in fm.model_description(f"y ~ {formula}").terms:
+        name = getattr(term, "name", None)
+        if isinstance(term, fm.terms.Term) and name and pattern.search(name):
+            aliases[name] = pattern.sub(r"\1", name)
+    return formula, aliases
+
+
+def parse_scale_formulas(formulas: tuple[str, ...], has_cluster: bool) -> dict[str, str]:
+    """Read the scale formulas of a location-scale model.
+
+    Parameters
+    ----------
+    formulas : tuple of str
+        The additional formulas of a ``bmb.Formula``, e.g. ``("tau ~ z", "rho ~ w")``.
+    has_cluster : bool
+        Whether the main formula has a cluster term ``(1|g)`` (and so a ``rho`` parameter).
+
+    Returns
+    -------
+    dict of str to str
+        Modelled parameter -> right-hand side, e.g. ``{"tau": "z"}``.
+
+    Raises
+    ------
+    ValueError
+        If a formula models something other than ``tau`` or ``rho``, models ``rho`` without a
+        cluster level, models a parameter twice, or has group-specific terms.
+    """
+    scale: dict[str, str] = {}
+    for formula in formulas:
+        if not isinstance(formula, str) or formula.count("~") != 1:
+            raise ValueError(f"A scale formula must read 'tau ~ z' or 'rho ~ z'; got {formula!r}.")
+        parameter, rhs = (part.strip() for part in formula.split("~"))
+        if parameter not in SCALE_PARAMETERS:
+            raise ValueError(
+                f"Scale formula {formula!r}: the left-hand side must be 'tau' (heterogeneity SD, "
+                "log link) or 'rho' (cluster share of tau^2, logit link); got "
+                f"{parameter!r}. Moderators of the effect size itself go on the right-hand side of "
+                "the main formula, 'yi | se(vi) ~ 1 + x'."
+            )
+        if parameter == "rho" and not has_cluster:
+            raise ValueError(
+                f"Scale formula {formula!r}: rho, the share of tau^2 at the cluster level, exists "
+                "only in a multilevel model. Add the cluster term to the main formula, e.g. "
+                "'yi | se(vi) ~ 1 + (1|cluster)', or drop the rho formula."
+            )
+        if parameter in scale:
+            raise ValueError(f"'{parameter}' has two scale formulas; give one, e.g. '{formula}'.")
+        if any(_is_group_term(piece) for piece in _split_top_level(rhs, "+")):
+            raise ValueError(
+                f"Scale formula {formula!r}: group-specific terms are not supported in a scale "
+                "formula (the cluster level is set by (1|cluster) in the main formula); use "
+                "moderators only."
+            )
+        scale[parameter] = rhs
+    return scale
+
+
+def formula_has_intercept(rhs: str) -> bool:
+    """Whether the right-hand side ``rhs`` of a formula has an intercept."""
+    description = fm.model_description(f"y ~ {rhs}")
+    return any(isinstance(term, fm.terms.Intercept) for term in description.terms)
 
 
 def _parse_lhs(lhs: str) -> tuple[str, str, bool]:

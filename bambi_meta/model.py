@@ -1,5 +1,6 @@
 """``MetaModel``: a ``bmb.Model`` for (multilevel) meta-analysis with known sampling variances."""
 
+import re
 import warnings
 
 import bambi as bmb
@@ -14,12 +15,21 @@ from bambi_meta.columns import MetaData, read_meta_data
 from bambi_meta.family import MetaAnalyticFamily
 from bambi_meta.formula import (
     RESPONSE_FUNCTION,
+    SCALE_PARAMETERS,
     MetaFormula,
     center_continuous_moderators,
+    formula_has_intercept,
     parse_meta_formula,
+    parse_scale_formulas,
 )
 from bambi_meta.frequentist import fit_frequentist
-from bambi_meta.priors import MEASURES, coefficient_scale, default_priors, unit_information_sd
+from bambi_meta.priors import (
+    MEASURES,
+    coefficient_scale,
+    default_priors,
+    default_scale_priors,
+    unit_information_sd,
+)
 
 FORMULA_NAMESPACE = {"sqrt": np.sqrt, "log": np.log, "exp": np.exp, "np": np}
 # Below this many estimates chains run one after the other by default: measured on the 56-row
@@ -49,8 +59,10 @@ class MetaModel(bmb.Model):
         metafor). Standard errors need ``se(sei, sd=True)``; note that brms's ``se()`` takes
         standard errors, so a formula copied from brms must add ``sd=True``. ``(1|cluster)`` (or
         ``(1|cluster/estimate)``) adds the cluster level; without it the model is the ordinary
-        random-effects model. A ``bmb.Formula`` may add ``"tau ~ z"`` (log link) or
-        ``"rho ~ z"`` (logit link).
+        random-effects model. A ``bmb.Formula`` may add ``"tau ~ z"`` (log link: a location-scale
+        model with per-row tau_i) and, with a cluster level, ``"rho ~ z"`` (logit link).
+        Continuous moderators are centred before sampling (the intercept then sits at their
+        means, where its prior acts); ``summary()`` reports coefficients on the raw scale.
     data : pandas.DataFrame
         One row per estimate.
     measure : str
@@ -58,7 +70,9 @@ class MetaModel(bmb.Model):
         ``RR``, ``HR``, ``IRR``, ``RD``, ``GEN`` (see ``bambi_meta.priors``).
     priors : dict, optional
         Bambi priors overriding the defaults, e.g. ``{"tau": bmb.Prior("HalfCauchy", beta=0.5)}``;
-        ``{"tau": 0}`` gives the common-effect model. Moderators are named as in the formula.
+        ``{"tau": 0}`` gives the common-effect model. Moderators are named as in the formula
+        (``{"year": bmb.Prior(...)}``); the terms of a scale formula are given per parameter,
+        ``{"tau": {"Intercept": ..., "z": ...}}``. Priors act on the centred moderators.
     sample_sizes : str, optional
         Column of total sample sizes (sets the unit-information SD of RD and GEN).
     uisd : float, optional
@@ -92,6 +106,9 @@ class MetaModel(bmb.Model):
     ):
         main, additionals = _split_formula(formula)
         self.meta_formula: MetaFormula = parse_meta_formula(main)
+        self.scale_formulas: dict[str, str] = parse_scale_formulas(
+            additionals, self.meta_formula.cluster is not None
+        )
         data = _validate.require_dataframe(data)
         if measure is None:
             raise ValueError(
@@ -99,7 +116,7 @@ class MetaModel(bmb.Model):
             )
         self.measure = _validate.check_choice(measure, "measure", MEASURES)
         data = self._drop_or_reject_missing(data, additionals, dropna)
-        _validate.check_moderators_vary(data, _moderator_variables(self.meta_formula, data))
+        _validate.check_moderators_vary(data, self._moderator_variables(data))
         _validate.check_number_of_estimates(len(data))
 
         self._namespace = dict(FORMULA_NAMESPACE)
@@ -109,11 +126,14 @@ class MetaModel(bmb.Model):
 
         family = MetaAnalyticFamily(None if self.cluster is None else len(self.cluster_levels))
         family.set_default_priors(default_priors(self.uisd, {}, False, family.has_clusters))
-        fixed, self._moderator_aliases = self._centred_moderators(data)
+        formulas = self._centred_moderators(data)
         self._namespace[RESPONSE_FUNCTION] = self._response_columns
         user_priors = self._rename_user_priors(priors or {})
         super().__init__(
-            bmb.Formula(f"{self.meta_formula.response_call()} ~ {fixed}", *additionals),
+            bmb.Formula(
+                f"{self.meta_formula.response_call()} ~ {formulas['mu']}",
+                *(f"{name} ~ {formulas[name]}" for name in self.scale_formulas),
+            ),
             data,
             family=family,
             priors=user_priors,
@@ -122,10 +142,10 @@ class MetaModel(bmb.Model):
             extra_namespace=self._namespace,
             **kwargs,
         )
-        self._set_default_location_priors(user_priors)
+        self._check_designs_have_full_rank()
+        self._set_default_priors(user_priors)
         self.set_alias({self._response_component.response.name: self.meta_formula.response})
-        if self._moderator_aliases:
-            self.set_alias(self._moderator_aliases)
+        self._set_moderator_aliases()
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, **kwargs):
         """Fit with Bambi (PyMC's NUTS by default); returns an xarray DataTree.
@@ -145,6 +165,27 @@ class MetaModel(bmb.Model):
         if wants_log_likelihood:
             self.compute_log_likelihood(idata)
         return idata
+
+    def refitter(self, sampler: str | None = None):
+        """Compile this model once for refits on new data (see ``bambi_meta.refit``).
+
+        Simulation studies, leave-one-cluster-out and parametric bootstraps refit the same model
+        many times. The returned :class:`~bambi_meta.refit.Refitter` swaps effect sizes,
+        variances, cluster labels or a row subset (``keep=``) into the compiled log-density
+        instead of rebuilding and recompiling. k, the moderator design and the priors stay fixed.
+
+        Parameters
+        ----------
+        sampler : {"nutpie", "pymc"}, optional
+            ``"nutpie"`` if installed (fastest per refit), otherwise ``"pymc"``.
+
+        Returns
+        -------
+        bambi_meta.refit.Refitter
+        """
+        from bambi_meta.refit import Refitter
+
+        return Refitter(self, sampler)
 
     def compute_log_likelihood(
         self, idata, data=None, inplace: bool = True, unit: str | None = None
@@ -193,6 +234,12 @@ class MetaModel(bmb.Model):
         -------
         bambi_meta.frequentist.FrequentistFit
         """
+        if self.scale_formulas:
+            raise NotImplementedError(
+                "fit_frequentist() fits constant tau and rho; this model has the scale formula(s) "
+                + ", ".join(f"'{name} ~ {rhs}'" for name, rhs in self.scale_formulas.items())
+                + ". Fit the model without them, or use the Bayesian fit()."
+            )
         design = fm.design_matrices(
             f"{self.meta_formula.response} ~ {self.meta_formula.fixed}", self.data
         )
@@ -220,6 +267,26 @@ class MetaModel(bmb.Model):
     def n_estimates(self) -> int:
         """Number of estimates (rows), k."""
         return len(self._training.variances)
+
+    @property
+    def moderators(self) -> dict[str, list[str]]:
+        """Data columns used as moderators, per modelled parameter (``mu``, ``tau``, ``rho``)."""
+        formulas = {"mu": self.meta_formula.fixed, **self.scale_formulas}
+        return {
+            name: sorted(
+                (fm.model_description(f"y ~ {rhs}").var_names - {"y"}) & set(self.data.columns)
+            )
+            for name, rhs in formulas.items()
+        }
+
+    @property
+    def header(self) -> str:
+        """One line naming the model and its size, e.g. for the head of a summary table."""
+        size = f"k = {self.n_estimates} estimates"
+        if self.cluster is not None:
+            size += f" in {len(self.cluster_levels)} clusters ({self.cluster})"
+        scale = "".join(f"; {name} ~ {rhs}" for name, rhs in self.scale_formulas.items())
+        return f"{self.description[0].upper()}{self.description[1:]}: {size}{scale}"
 
     @property
     def description(self) -> str:
@@ -254,12 +321,7 @@ class MetaModel(bmb.Model):
                 f"  clusters:              {self.cluster}  ({len(sizes)} clusters, "
                 f"{sizes.min()}-{sizes.max()} estimates each)"
             )
-        if self._moderator_aliases:
-            lines.append(
-                "  intercept:             at the means of the continuous moderators ("
-                + ", ".join(self._moderator_aliases.values())
-                + ")"
-            )
+        lines += self._intercept_notes()
         lines.append(
             f"  measure:               {self.measure} (unit-information SD {self.uisd:.4g})"
         )
@@ -332,18 +394,46 @@ class MetaModel(bmb.Model):
             codes = pd.Categorical(np.asarray(cluster), categories=self.cluster_levels).codes
         return np.column_stack([np.asarray(effect_sizes, dtype=float), variances, codes])
 
-    def _centred_moderators(self, data: pd.DataFrame) -> tuple[str, dict[str, str]]:
-        """Centre continuous moderators (so the intercept prior acts at their means)."""
-        fixed = self.meta_formula.fixed
-        if not self.meta_formula.has_intercept:
-            return fixed, {}
+    def _centred_moderators(self, data: pd.DataFrame) -> dict[str, str]:
+        """Centre continuous moderators (so each intercept prior acts at their means).
+
+        Returns the right-hand side Bambi gets for ``mu`` and for every scale formula, and sets
+        ``_moderator_aliases`` (location terms) and ``_scale_aliases`` (per scale parameter),
+        which map centred term names back to what the user wrote.
+        """
         continuous = {
             name
             for name in data.columns
             if pd.api.types.is_numeric_dtype(data[name])
             and not pd.api.types.is_bool_dtype(data[name])
         }
-        return center_continuous_moderators(fixed, continuous)
+        formulas = {"mu": self.meta_formula.fixed, **self.scale_formulas}
+        aliases = {}
+        for name, rhs in formulas.items():
+            if formula_has_intercept(rhs):
+                formulas[name], aliases[name] = center_continuous_moderators(rhs, continuous)
+            else:
+                aliases[name] = {}
+        self._moderator_aliases: dict[str, str] = aliases.pop("mu")
+        self._scale_aliases: dict[str, dict[str, str]] = aliases
+        return formulas
+
+    def _set_moderator_aliases(self) -> None:
+        """Name centred terms as the user wrote them (``year``, ``tau_z``) in the posterior."""
+        if len(self.conditional_parameters) == 1:
+            if self._moderator_aliases:
+                self.set_alias(self._moderator_aliases)
+            return
+        # With several distributional parameters Bambi takes aliases per parameter.
+        aliases = {
+            name: {term: f"{name}_{alias}" for term, alias in terms.items()}
+            for name, terms in self._scale_aliases.items()
+            if terms
+        }
+        if self._moderator_aliases:
+            aliases["mu"] = self._moderator_aliases
+        if aliases:
+            self.set_alias(aliases)
 
     def _rename_user_priors(self, priors: dict) -> dict:
         """Let users name moderators as they wrote them (``year``, not ``center(year)``)."""
@@ -352,16 +442,116 @@ class MetaModel(bmb.Model):
                 f"'priors' must be a dict of Bambi priors; got {type(priors).__name__}."
             )
         by_user_name = {alias: term for term, alias in self._moderator_aliases.items()}
+        renamed = {}
+        for name, prior in priors.items():
+            if name in self.scale_formulas:
+                renamed[name] = self._rename_scale_priors(name, prior)
+            else:
+                renamed[by_user_name.get(name, name)] = prior
+        return renamed
+
+    def _rename_scale_priors(self, parameter: str, priors: object) -> dict:
+        """Priors of a scale formula's terms: ``{"Intercept": ..., "z": ...}``."""
+        rhs = self.scale_formulas[parameter]
+        if not isinstance(priors, dict):
+            raise TypeError(
+                f"'{parameter}' is modelled by the scale formula '{parameter} ~ {rhs}', so its "
+                f"priors are given per term, e.g. priors={{'{parameter}': {{'Intercept': "
+                f"bmb.Prior(...), ...}}}} (the intercept on the {SCALE_PARAMETERS[parameter]} "
+                f"scale); got {priors!r}. To hold {parameter} at a value, drop the scale formula."
+            )
+        by_user_name = {alias: term for term, alias in self._scale_aliases[parameter].items()}
         return {by_user_name.get(name, name): prior for name, prior in priors.items()}
 
-    def _set_default_location_priors(self, user_priors: dict) -> None:
+    def _set_default_priors(self, user_priors: dict) -> None:
+        """Default priors for every term the user left alone (location and scale formulas)."""
         mu = self.parameters["mu"]
         scales = {name: coefficient_scale(term.term) for name, term in mu.common_terms.items()}
         defaults = default_priors(self.uisd, scales, mu.intercept_term is not None, False)
         location = {name: prior for name, prior in defaults.items() if name in mu.terms}
         chosen = {name: prior for name, prior in location.items() if name not in user_priors}
+        for parameter in self.scale_formulas:
+            component = self.parameters[parameter]
+            scales = {
+                name: coefficient_scale(term.term) for name, term in component.common_terms.items()
+            }
+            defaults = default_scale_priors(
+                parameter, self.uisd, scales, component.intercept_term is not None
+            )
+            given = user_priors.get(parameter, {})
+            missing = {name: prior for name, prior in defaults.items() if name not in given}
+            if missing:
+                chosen[parameter] = missing
         if chosen:
             self.set_priors(priors=chosen)
+
+    def _intercept_notes(self) -> list[str]:
+        """Printout lines saying where each sampled intercept sits and what summary() reports."""
+        indent = "\n" + " " * 25
+        lines = []
+        where = self._intercept_position("mu", self._moderator_aliases)
+        if where:
+            note = f"  intercept:             sampled {where}"
+            centred = self._centred_variables(self._moderator_aliases)
+            if centred:
+                note += (
+                    f";{indent}summary() reports coefficients on the raw scale (intercept at "
+                    f"{', '.join(centred)} = 0)"
+                )
+            lines.append(note)
+        for name, rhs in self.scale_formulas.items():
+            link = SCALE_PARAMETERS[name]
+            where = self._intercept_position(name, self._scale_aliases[name])
+            lines.append(
+                f"  scale model:           {name} ~ {rhs}  ({link} link){indent}sampled intercept "
+                f"= {link} {name}" + (f" {where}" if where else "")
+            )
+        return lines
+
+    def _intercept_position(self, parameter: str, aliases: dict[str, str]) -> str:
+        """Where an intercept sits: the means of centred moderators, the reference levels."""
+        centred = self._centred_variables(aliases)
+        categorical = [
+            name
+            for name in self.moderators[parameter]
+            if not pd.api.types.is_numeric_dtype(self.data[name])
+        ]
+        parts = []
+        if centred:
+            parts.append(f"the means of the continuous moderators ({', '.join(centred)})")
+        if categorical:
+            parts.append(f"the reference levels of {', '.join(categorical)}")
+        return ("at " + ("\n" + " " * 25 + "and ").join(parts)) if parts else ""
+
+    def _centred_variables(self, aliases: dict[str, str]) -> list[str]:
+        """The variables that ``center()`` wraps in the centred term names of ``aliases``."""
+        names = []
+        for term in aliases:
+            for variable in re.findall(r"center\(([^()]+)\)", term):
+                if variable not in names:
+                    names.append(variable)
+        return names
+
+    def _check_designs_have_full_rank(self) -> None:
+        """Every coefficient of the location and scale formulas must be identified by the data."""
+        formulas = {"mu": self.meta_formula.fixed, **self.scale_formulas}
+        for name, rhs in formulas.items():
+            common = self.parameters[name].design.common
+            if common is None:
+                continue
+            columns = [
+                re.sub(r"center\(([^()]+)\)", r"\1", column)
+                for column in common.as_dataframe().columns
+            ]
+            what = f"{name} ~ {rhs}" if name != "mu" else f"{self.meta_formula.response} ~ {rhs}"
+            _validate.check_full_rank(common.design_matrix, columns, what)
+
+    def _moderator_variables(self, data: pd.DataFrame) -> list[str]:
+        """Columns used as moderators in the location and scale formulas."""
+        names = set()
+        for rhs in (self.meta_formula.fixed, *self.scale_formulas.values()):
+            names |= fm.model_description(f"y ~ {rhs}").var_names - {"y"}
+        return sorted(name for name in names if name in data.columns)
 
     def _drop_or_reject_missing(
         self, data: pd.DataFrame, additionals: tuple, dropna: bool
@@ -407,11 +597,6 @@ def _used_variables(form: MetaFormula, additionals: tuple, data: pd.DataFrame) -
             names.add(name)
     _validate.require_columns(data, sorted(names), "formula")
     return sorted(names)
-
-
-def _moderator_variables(form: MetaFormula, data: pd.DataFrame) -> list[str]:
-    names = fm.model_description(f"y ~ {form.fixed}").var_names - {"y"}
-    return sorted(name for name in names if name in data.columns)
 
 
 def _sample_sizes(data: pd.DataFrame, column: str) -> np.ndarray:

@@ -18,14 +18,36 @@ rho (cluster share of tau^2)    Beta(1, 1): no preference between cluster and es
 
 The intercept prior acts at the means of the continuous moderators and at the reference level of
 the categorical ones (continuous moderators are centred, dummies are not).
+
+Scale models (``tau ~ z`` with a log link, ``rho ~ z`` with a logit link) keep these priors at the
+means of their moderators, exactly:
+
+==============================  ==================================================================
+parameter                       default prior and why
+==============================  ==================================================================
+log-tau intercept               log of a HalfNormal(UISD/4) variable (``LogHalfNormal``): tau at
+                                the moderator means has exactly the default tau prior, so
+                                ``tau ~ z`` with zero slopes is the default model
+log-tau coefficient             Normal(0, 0.5) per standardised unit of z (RoBMA's default for
+                                log-tau coefficients): with 95% prior probability a 1-SD change in z
+                                multiplies tau by a factor between e^-1 and e (0.37 to 2.7)
+logit-rho intercept             Logistic(0, 1): the logit of a Beta(1, 1) (uniform) variable, so
+                                rho at the moderator means has exactly the default rho prior
+logit-rho coefficient           Normal(0, 0.5) per standardised unit of z, as for log tau: with
+                                95% prior probability a 1-SD change in z multiplies the odds
+                                rho / (1 - rho) by a factor between e^-1 and e
+==============================  ==================================================================
 """
 
 from collections.abc import Mapping
 
 import bambi as bmb
 import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
 
 from bambi_meta._validate import check_choice, check_positive_number
+from bambi_meta.formula import SCALE_PARAMETERS
 
 UNIT_INFORMATION_SD = {
     "SMD": float(np.sqrt(2.0)),  # standardised mean difference (Cohen's d, Hedges' g)
@@ -37,6 +59,7 @@ UNIT_INFORMATION_SD = {
 }
 DATA_DEPENDENT_MEASURES = ("RD", "GEN")  # risk difference, generic: UISD from sample sizes
 MEASURES = (*UNIT_INFORMATION_SD, *DATA_DEPENDENT_MEASURES)
+SCALE_COEFFICIENT_SD = 0.5  # prior SD of log-tau / logit-rho coefficients per SD of z
 
 
 def unit_information_sd(
@@ -136,3 +159,86 @@ def coefficient_scale(term: object) -> float:
                 )
             scale *= sd
     return scale
+
+
+def default_scale_priors(
+    parameter: str,
+    uisd: float,
+    coefficient_scales: Mapping[str, float],
+    has_intercept: bool,
+) -> dict[str, bmb.Prior]:
+    r"""Default priors of a scale formula, ``tau ~ z`` (log link) or ``rho ~ z`` (logit link).
+
+    Parameters
+    ----------
+    parameter : {"tau", "rho"}
+        The modelled parameter.
+    uisd : float
+        Unit-information SD of the measure (sets the tau prior).
+    coefficient_scales : mapping of str to float
+        For each term of the scale formula (Bambi's term name, without the ``tau_`` prefix), the
+        SD that standardises it (see ``coefficient_scale``).
+    has_intercept : bool
+        Whether the scale formula has an intercept.
+
+    Returns
+    -------
+    dict of str to bambi.Prior
+        Keyed by term name (``"Intercept"`` and the moderator terms).
+
+    Notes
+    -----
+    The scale moderators are centred, so the intercept is :math:`\log\tau` (or
+    :math:`\operatorname{logit}\rho`) at their means. Its prior is the exact image of the
+    default prior of the constant parameter under the link: if
+    :math:`\tau \sim \text{HalfNormal}(s)` then :math:`a = \log\tau` has density
+    :math:`\sqrt{2/\pi}\, s^{-1} \exp(a - e^{2a}/(2s^2))` (:func:`log_half_normal`); if
+    :math:`\rho \sim \text{Beta}(1, 1)` then :math:`\operatorname{logit}\rho \sim
+    \text{Logistic}(0, 1)`. With all slopes at zero the scale model is therefore the default
+    model, prior included, and a slope's posterior speaks only to the moderator.
+    Coefficients get :math:`N(0, 0.5)` per standardised unit of the moderator, i.e.
+    :math:`N(0, 0.5/\operatorname{sd}(z))` on the centred raw scale (the default of RoBMA's
+    log-tau coefficients; used for logit rho too, where it keeps a 1-SD change in z within a
+    factor e of the odds of rho with 95% prior probability).
+    """
+    if parameter not in SCALE_PARAMETERS:
+        raise ValueError(
+            f"A scale formula models one of {', '.join(SCALE_PARAMETERS)}; got {parameter!r}."
+        )
+    priors: dict[str, bmb.Prior] = {}
+    if has_intercept:
+        if parameter == "tau":
+            priors["Intercept"] = bmb.Prior("LogHalfNormal", sigma=uisd / 4, dist=log_half_normal)
+        else:
+            priors["Intercept"] = bmb.Prior("Logistic", mu=0.0, s=1.0)
+    for name, scale in coefficient_scales.items():
+        priors[name] = bmb.Prior("Normal", mu=0.0, sigma=SCALE_COEFFICIENT_SD / scale)
+    return priors
+
+
+def log_half_normal(name: str, sigma, **kwargs) -> pm.Distribution:
+    r"""PyMC variable :math:`\log X` with :math:`X \sim \text{HalfNormal}(\sigma)`.
+
+    The default prior of the log-tau intercept (:func:`default_scale_priors`). Built as the log of
+    a half-normal, so PyMC derives the log-density
+    :math:`\tfrac12\log(2/\pi) - \log\sigma + a - e^{2a}/(2\sigma^2)` and can draw from it
+    (prior predictive) without a hand-written sampler.
+
+    Parameters
+    ----------
+    name : str
+        Variable name.
+    sigma : float
+        Scale of the half-normal distribution of :math:`X = e^a`.
+    **kwargs
+        Passed to ``pymc.CustomDist`` (``dims``, ``shape``, ``observed``).
+
+    Returns
+    -------
+    pymc.Distribution
+    """
+    return pm.CustomDist(name, sigma, dist=_log_half_normal_graph, **kwargs)
+
+
+def _log_half_normal_graph(sigma, size):
+    return pt.log(pm.HalfNormal.dist(sigma=sigma, size=size))

@@ -9,6 +9,7 @@ import xarray as xr
 
 from bambi_meta._datatree import as_dataset
 from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
+from bambi_meta.moderators import raw_scale_summary_draws
 
 RHAT_LIMIT = 1.01
 ESS_LIMIT = 400
@@ -34,14 +35,20 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
 
     Returns
     -------
-    pandas.DataFrame
-        Rows ``mu`` (the intercept of an intercept-only model; ``Intercept`` and one row per
-        moderator column otherwise), ``tau``, ``rho`` and any scale-model coefficients; columns
-        ``Mean``, ``SD``, ``0.025``, ``0.5``, ``0.975`` and ``MCSE``, ``ESS``, ``R-hat``.
+    SummaryTable
+        A pandas DataFrame that prints the model's header (``model.header``: which model, k,
+        clusters) above it. Rows ``mu`` (the intercept of an intercept-only model;
+        ``Intercept`` and one row per moderator column otherwise), ``tau``, ``rho`` and any
+        scale-model coefficients (``tau_Intercept``, ``tau_z``); columns ``Mean``, ``SD``,
+        ``0.025``, ``0.5``, ``0.975`` and ``MCSE``, ``ESS``, ``R-hat``. Coefficients are on the
+        raw scale of the moderators (intercept at x = 0), as metafor and RoBMA report them, though
+        the model samples them with continuous moderators centred
+        (``bambi_meta.moderators``).
     """
     posterior = as_dataset(idata["posterior"])
     names = _parameter_names(model, posterior)
     draws = _flatten(posterior[names])
+    draws = raw_scale_summary_draws(model, posterior, draws)
     if (
         model.parameters["mu"].intercept_term is not None
         and not model.parameters["mu"].common_terms
@@ -51,7 +58,7 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
     if include_mcmc_diagnostics:
         table = table.join(_diagnostics(draws))
         warn_about_convergence(idata, table)
-    return table
+    return SummaryTable.with_header(table, model.header)
 
 
 def summary_heterogeneity(model, idata) -> pd.DataFrame:
@@ -170,3 +177,29 @@ def _diagnostics(draws: dict[str, np.ndarray]) -> pd.DataFrame:
         },
         index=list(draws),
     )
+
+
+class SummaryTable(pd.DataFrame):
+    """A pandas DataFrame that prints a one-line header (which model was fitted) above itself."""
+
+    _metadata = ["header"]
+
+    @property
+    def _constructor(self):
+        return SummaryTable
+
+    @classmethod
+    def with_header(cls, table: pd.DataFrame, header: str) -> "SummaryTable":
+        """``table`` as a SummaryTable printed under ``header``."""
+        out = cls(table)
+        out.header = header
+        return out
+
+    def __repr__(self) -> str:
+        header = getattr(self, "header", None)
+        return f"{header}\n{super().__repr__()}" if header else super().__repr__()
+
+    def _repr_html_(self) -> str:
+        header = getattr(self, "header", None)
+        html = super()._repr_html_()
+        return f"<p>{header}</p>\n{html}" if header and html else html

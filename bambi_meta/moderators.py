@@ -1,0 +1,256 @@
+r"""Moderators in the results: coefficients on the raw scale, heterogeneity at given values.
+
+``MetaModel`` samples the coefficients of centred continuous moderators, so that each intercept
+(of ``mu``, and of ``log tau`` / ``logit rho`` in a scale formula) sits at the moderator means,
+where its default prior acts. Meta-analysts read coefficients on the raw scale (metafor, RoBMA):
+the intercept at x = 0. Both designs span the same space, :math:`X_c = X_r A`, so per draw
+
+.. math::
+
+    \eta = X_c \beta_c = X_r (A \beta_c) \quad\Rightarrow\quad \beta_r = A \beta_c,
+
+with :math:`A` solved exactly from the two design matrices of the fitted rows. For a single
+centred moderator this is :math:`\beta_0 = \beta_{0c} - \beta_1 \bar x`; interactions with
+categorical moderators follow from the same algebra.
+"""
+
+import warnings
+
+import formulae as fm
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bambi_meta._datatree import as_dataset, posterior_of
+from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
+
+# The raw design must reproduce the centred one to this relative precision (float rounding of
+# centring is ~1e-15 relative; a design that is not a linear map of the raw one is off by O(1)).
+REPRODUCTION_TOLERANCE = 1e-8
+QUANTILES = (0.025, 0.5, 0.975)
+AT_QUANTITIES = ("tau", "rho", "tau [within]", "tau [between]", "I2")
+
+
+def coefficient_draws(model, posterior) -> dict[str, dict[str, np.ndarray]]:
+    """Posterior draws of every regression coefficient on the raw scale of its moderators.
+
+    Parameters
+    ----------
+    model : MetaModel
+        The fitted model.
+    posterior : xarray.Dataset or xarray.DataTree
+        Its posterior group.
+
+    Returns
+    -------
+    dict
+        For each modelled parameter (``"mu"``, and ``"tau"`` / ``"rho"`` with scale formulas), a
+        dict from coefficient name to draws of shape (chain, draw). Location coefficients are
+        named by their raw design column (``"Intercept"``, ``"year"``, ``"deltype[overt]"``),
+        scale coefficients with the parameter as prefix (``"tau_Intercept"``, ``"tau_z"``).
+    """
+    posterior = as_dataset(posterior)
+    out = {}
+    for name in model.conditional_parameters:
+        component = model.parameters[name]
+        sampled, columns = _sampled_coefficients(component, posterior)
+        if not columns:
+            continue
+        rhs = model.meta_formula.fixed if name == "mu" else model.scale_formulas[name]
+        raw = fm.design_matrices(f"{model.meta_formula.response} ~ {rhs}", model.data).common
+        raw_matrix = np.asarray(raw.design_matrix, dtype=float)
+        centred = np.asarray(component.design.common.design_matrix, dtype=float)
+        transform = _raw_scale_transform(raw_matrix, centred)
+        if transform is None:
+            warnings.warn(
+                f"The coefficients of '{name}' cannot be put on the raw scale: the centred design "
+                "of the fitted model is not a linear map of the raw one (e.g. an interaction "
+                "without its main effects). They are reported as sampled, with the moderators "
+                "centred at their means.",
+                UserWarning,
+                stacklevel=2,
+            )
+            out[name] = dict(zip(columns, np.moveaxis(sampled, -1, 0), strict=True))
+            continue
+        prefix = "" if name == "mu" else f"{name}_"
+        values = np.einsum("rc,...c->...r", transform, sampled)
+        labels = [prefix + label for label in raw.as_dataframe().columns]
+        out[name] = dict(zip(labels, np.moveaxis(values, -1, 0), strict=True))
+    return out
+
+
+def raw_scale_summary_draws(model, posterior, draws: dict[str, np.ndarray]) -> dict:
+    """Replace the sampled (centred) coefficients in ``draws`` by their raw-scale versions.
+
+    Parameters
+    ----------
+    model : MetaModel
+        The fitted model.
+    posterior : xarray.Dataset or xarray.DataTree
+        Its posterior group.
+    draws : dict of str to numpy.ndarray
+        Flattened posterior draws as ``summary`` tabulates them (``name`` or ``name[level]``).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The same entries in the same order, with each parameter's block of coefficients
+        replaced, where it first appears, by :func:`coefficient_draws`.
+    """
+    posterior = as_dataset(posterior)
+    raw = coefficient_draws(model, posterior)
+    owner = {}
+    for name in raw:
+        for label in _sampled_coefficients(model.parameters[name], posterior)[1]:
+            owner[label] = name
+    out, done = {}, set()
+    for label, values in draws.items():
+        name = owner.get(label)
+        if name is None:
+            out[label] = values
+        elif name not in done:
+            out.update(raw[name])
+            done.add(name)
+    return out
+
+
+def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    r"""Heterogeneity of a location-scale model at given values of its scale moderators.
+
+    Per posterior draw, at each row of ``data``: ``tau`` (exp of the linear predictor of
+    ``tau ~ z``), ``rho``, ``tau [within]`` :math:`=\tau\sqrt{1-\rho}`, ``tau [between]``
+    :math:`=\tau\sqrt{\rho}` and ``I2`` (percent, with the model's typical sampling variance).
+    ``rho`` and the within/between split appear only with a cluster level.
+
+    Parameters
+    ----------
+    model : MetaModel
+        A fitted model with a scale formula (``tau ~ z`` and/or ``rho ~ z``).
+    idata : xarray.DataTree
+        What ``model.fit()`` returned.
+    data : pandas.DataFrame
+        Values of the scale moderators, one row per setting.
+    level : float, default 0.95
+        Probability of the credible interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by the columns of ``data`` and ``quantity``; columns ``Mean``, ``SD``,
+        ``Median``, and the interval bounds (``0.025``, ``0.975`` by default).
+    """
+    if not model.scale_formulas:
+        raise ValueError(
+            "heterogeneity_at() needs a location-scale model ('tau ~ z' or 'rho ~ z'); this "
+            "model has constant tau and rho: see summary_heterogeneity()."
+        )
+    if not isinstance(data, pd.DataFrame) or len(data) == 0:
+        raise TypeError(
+            f"'data' must be a pandas DataFrame with at least one row of moderator values; got "
+            f"{type(data).__name__}."
+        )
+    if not 0 < level < 1:
+        raise ValueError(f"'level' must be between 0 and 1; got {level!r}.")
+    needed = sorted(
+        set().union(
+            *(fm.model_description(f"y ~ {rhs}").var_names for rhs in model.scale_formulas.values())
+        )
+        - {"y"}
+    )
+    absent = [name for name in needed if name not in data.columns]
+    if absent:
+        raise ValueError(
+            f"'data' must give the scale moderators {', '.join(map(repr, needed))}; missing "
+            f"{', '.join(map(repr, absent))}."
+        )
+    posterior = posterior_of(idata)
+    frame = data.reset_index(drop=True)
+    draws = _heterogeneity_parameter_draws(model, posterior, frame)
+    design = np.asarray(model.parameters["mu"].design.common.design_matrix)
+    typical = typical_sampling_variance(model.meta_data().variances, design)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(frame))
+    tau = np.broadcast_to(draws["tau"], shape)
+    rho = None if "rho" not in draws else np.broadcast_to(draws["rho"], shape)
+
+    tail = (1 - level) / 2
+    probs = (tail, 0.5, 1 - tail)
+    rows, index = [], []
+    for i in range(len(frame)):
+        values = heterogeneity_draws(
+            tau[..., i : i + 1], None if rho is None else rho[..., i : i + 1], typical
+        )
+        for quantity in AT_QUANTITIES:
+            if quantity not in values:
+                continue
+            flat = values[quantity].ravel()
+            low, median, high = np.quantile(flat, probs)
+            rows.append(
+                {
+                    "Mean": flat.mean(),
+                    "SD": flat.std(ddof=1),
+                    "Median": median,
+                    f"{tail:g}": low,
+                    f"{1 - tail:g}": high,
+                }
+            )
+            index.append((*frame.loc[i, list(frame.columns)], quantity))
+    names = [*map(str, frame.columns), "quantity"]
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=names))
+
+
+def _heterogeneity_parameter_draws(model, posterior: xr.Dataset, frame: pd.DataFrame) -> dict:
+    """Draws (chain, draw, rows) of tau (and rho) at the rows of ``frame``.
+
+    Unlike ``model.parameter_draws`` this does not evaluate the location formula, so ``frame``
+    needs the scale moderators only.
+    """
+    idata = xr.DataTree.from_dict({"posterior": posterior})
+    draws = {}
+    for name in model.family.likelihood.params:
+        if name == "mu":
+            continue
+        component = model.parameters[name]
+        if name in model.conditional_parameters:
+            values = component.predict(idata, frame).transpose("chain", "draw", "__obs__")
+            draws[name] = values.to_numpy()
+        elif isinstance(component.prior, (int, float)):
+            draws[name] = np.full((1, 1, 1), float(component.prior))
+        else:
+            draws[name] = posterior[component.alias or name].to_numpy()[..., np.newaxis]
+    return draws
+
+
+def _sampled_coefficients(component, posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+    """Draws (chain, draw, p) of a component's common coefficients, in design-column order."""
+    common = component.design.common
+    if common is None:
+        return np.empty((0,)), []
+    blocks, labels = [], []
+    for term_name, columns in common.slices.items():
+        term = component.intercept_term if term_name == "Intercept" else None
+        if term is None:
+            term = component.common_terms[term_name]
+        variable = term.alias or term.name
+        values = posterior[variable]
+        extra = [dim for dim in values.dims if dim not in ("chain", "draw")]
+        values = values.transpose("chain", "draw", *extra).to_numpy()
+        width = columns.stop - columns.start
+        values = values.reshape(*values.shape[:2], width)
+        blocks.append(values)
+        if extra:
+            levels = posterior[variable][extra[0]].to_numpy()
+            labels += [f"{variable}[{level}]" for level in levels]
+        else:
+            labels.append(variable)
+    return np.concatenate(blocks, axis=-1), labels
+
+
+def _raw_scale_transform(raw: np.ndarray, centred: np.ndarray) -> np.ndarray | None:
+    """The matrix A with centred = raw @ A (square and exact), or None if there is none."""
+    if raw.shape != centred.shape or np.linalg.matrix_rank(raw) < raw.shape[1]:
+        return None
+    transform, *_ = np.linalg.lstsq(raw, centred, rcond=None)
+    error = np.max(np.abs(raw @ transform - centred))
+    if error > REPRODUCTION_TOLERANCE * max(1.0, np.max(np.abs(centred))):
+        return None
+    return transform
