@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 import scipy.sparse as sp
 
@@ -75,6 +76,37 @@ def marginal_logp(value, mu, tau, rho, variances, clusters, cluster_sizes):
     return row_terms + (correction / cluster_sizes)[clusters]
 
 
+def clustered_logp(value, mu, tau, rho, variances, clusters, cluster_sizes, weights):
+    """Total marginal log-density of the rows with weight 1 (PyTensor, a scalar).
+
+    The same algebra as :func:`marginal_logp`, summed: each cluster's Sherman-Morrison correction
+    enters once, so no per-row share (and no gather back to the rows) is needed. A row with
+    weight 0 drops out of every sum, which is exactly the model fitted without that row; a
+    cluster without rows contributes ``log1p(0) - 0 = 0``. This is how a compiled model is
+    refitted to a subset of its rows (leave-one-cluster-out) without recompiling.
+
+    Parameters
+    ----------
+    value, mu, tau, rho, variances, clusters, cluster_sizes
+        As in :func:`marginal_logp` (``rho`` not ``None``).
+    weights : tensor of shape (k,)
+        1 for rows in the fit, 0 for rows left out.
+
+    Returns
+    -------
+    scalar tensor
+    """
+    residual = value - mu
+    within = variances + pt.square(tau) * (1.0 - rho)
+    between = tau * pt.sqrt(rho)
+    weighted_precision = weights / within
+    row_terms = (LOG_2PI + pt.log(within)) * weights + pt.square(residual) * weighted_precision
+    s_bb = _segment_sum(pt.square(between) * weighted_precision, clusters, cluster_sizes)
+    s_br = _segment_sum(between * residual * weighted_precision, clusters, cluster_sizes)
+    correction = pt.log1p(s_bb) - pt.square(s_br) / (1.0 + s_bb)
+    return -0.5 * (row_terms.sum(axis=-1) + correction.sum(axis=-1))
+
+
 def _segment_sum(values, clusters, cluster_sizes):
     """Sum ``values`` (broadcast to the rows) within each cluster."""
     values = pt.broadcast_to(values, clusters.shape)
@@ -105,53 +137,86 @@ def meta_analytic_dist(
     distribution is elementwise. With clusters the rows of a cluster are dependent, so the
     distribution is one vector-valued variable over all k rows (its log-density is a single
     number per draw); pointwise values for LOO come from ``MetaAnalyticFamily.log_likelihood``.
+
+    The data enter as PyTensor shared variables named in ``DATA_NAMES`` (effect sizes,
+    variances, cluster codes and sizes, row weights), so a compiled logp can be refitted to new
+    data by swapping their values (see ``bambi_meta.refit``) instead of recompiling.
     """
-    variances = pt.as_tensor_variable(np.asarray(variances, dtype=float))
+    data = meta_shared_data(observed, variances, clusters, n_clusters)
     if rho is None:
 
-        def logp(value, mu, tau, variances):
-            return marginal_logp(value, mu, tau, None, variances, None, None)
+        def logp(value, mu, tau, variances, weights):
+            return marginal_logp(value, mu, tau, None, variances, None, None) * weights
 
-        def random(mu, tau, variances, rng=None, size=None):
+        def random(mu, tau, variances, weights, rng=None, size=None):
             return marginal_random(mu, tau, None, variances, None, None, rng, size)
 
         return pm.CustomDist(
             name,
             mu,
             tau,
-            variances,
+            data["variances"],
+            data["weights"],
             logp=logp,
             random=random,
-            observed=observed,
+            observed=data["effect_sizes"],
             dims=dims,
-            signature="(),(),()->()",
+            signature="(),(),(),()->()",
         )
 
-    codes = np.asarray(clusters, dtype="int64")
-    sizes = pt.as_tensor_variable(np.bincount(codes, minlength=n_clusters).astype(float))
-    rows = variances.shape[-1]
+    rows = data["variances"].shape[-1]
     row_params = [pt.broadcast_to(param, (rows,)) for param in (mu, tau, rho)]
 
-    def logp(value, mu, tau, rho, variances, clusters, sizes):
-        terms = marginal_logp(value, mu, tau, rho, variances, clusters, sizes)
-        return terms.sum(axis=-1)
+    def logp(value, mu, tau, rho, variances, clusters, sizes, weights):
+        return clustered_logp(value, mu, tau, rho, variances, clusters, sizes, weights)
 
-    def random(mu, tau, rho, variances, clusters, sizes, rng=None, size=None):
+    def random(mu, tau, rho, variances, clusters, sizes, weights, rng=None, size=None):
         shape = (*(size or ()), np.shape(variances)[-1])
         return marginal_random(mu, tau, rho, variances, clusters, sizes, rng, shape)
 
     return pm.CustomDist(
         name,
         *row_params,
-        variances,
-        pt.as_tensor_variable(codes),
-        sizes,
+        data["variances"],
+        data["clusters"],
+        data["cluster_sizes"],
+        data["weights"],
         logp=logp,
         random=random,
-        observed=observed,
+        observed=data["effect_sizes"],
         dims=dims,
-        signature="(k),(k),(k),(k),(k),(j)->(k)",
+        signature="(k),(k),(k),(k),(k),(j),(k)->(k)",
     )
+
+
+# Names of the shared variables that hold a model's data (unique, so that nutpie's
+# ``with_data`` and ``bambi_meta.refit`` can find them).
+DATA_NAMES = {
+    "effect_sizes": "meta_effect_sizes",
+    "variances": "meta_variances",
+    "clusters": "meta_cluster_codes",
+    "cluster_sizes": "meta_cluster_sizes",
+    "weights": "meta_row_weights",
+}
+
+
+def meta_shared_data(observed, variances, clusters, n_clusters) -> dict:
+    """The likelihood's data as named PyTensor shared variables (see ``DATA_NAMES``).
+
+    ``observed`` may be ``None`` (a prior-predictive model); it is then left as ``None``.
+    Without clusters only effect sizes, variances and weights are created.
+    """
+    variances = np.asarray(variances, dtype=float)
+    values = {"variances": variances, "weights": np.ones_like(variances)}
+    if observed is not None:
+        values["effect_sizes"] = np.asarray(observed, dtype=float)
+    if n_clusters is not None:
+        codes = np.asarray(clusters, dtype="int64")
+        values["clusters"] = codes
+        values["cluster_sizes"] = np.bincount(codes, minlength=n_clusters).astype(float)
+    shared = {key: pytensor.shared(value, name=DATA_NAMES[key]) for key, value in values.items()}
+    shared.setdefault("effect_sizes", None)
+    return shared
 
 
 # --------------------------------------------------------------------------------------------
