@@ -33,6 +33,7 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 docs: $(VENV)/.docs-installed
 	@mkdir -p $(GENERATED)
 	$(BIN)/python examples/konstantopoulos.py --output $(GENERATED) > $(GENERATED)/konstantopoulos.txt
+	$(BIN)/python examples/metaregression.py --output $(GENERATED) > $(GENERATED)/metaregression.txt
 	$(BIN)/python examples/coming_from.py > $(GENERATED)/coming_from.txt
 	$(BIN)/python examples/prior_sensitivity.py --output $(GENERATED) > $(GENERATED)/prior_sensitivity.txt
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -189,7 +189,7 @@ def plot_funnel(model, idata, ax=None, level: float = 0.95):
     z = norm.ppf(1 - (1 - level) / 2)
     se_grid = np.linspace(0, standard_errors.max() * 1.05, 100)
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
+        _, ax = plt.subplots(figsize=(6.4, 4.2))
     implied = z * np.sqrt(se_grid**2 + tau2)
     ax.fill_betweenx(
         se_grid,
