@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta import _validate
+from bambi_meta import _validate, printout
 from bambi_meta._datatree import as_dataset
 from bambi_meta.columns import MetaData, read_meta_data
 from bambi_meta.family import MetaAnalyticFamily
@@ -282,50 +282,15 @@ class MetaModel(bmb.Model):
     @property
     def header(self) -> str:
         """One line naming the model and its size, e.g. for the head of a summary table."""
-        size = f"k = {self.n_estimates} estimates"
-        if self.cluster is not None:
-            size += f" in {len(self.cluster_levels)} clusters ({self.cluster})"
-        scale = "".join(f"; {name} ~ {rhs}" for name, rhs in self.scale_formulas.items())
-        return f"{self.description[0].upper()}{self.description[1:]}: {size}{scale}"
+        return printout.header(self)
 
     @property
     def description(self) -> str:
         """Which meta-analytic model this is, in the field's words."""
-        kinds = []
-        tau = self.parameters.get("tau")
-        if tau is not None and isinstance(getattr(tau, "prior", None), (int, float)):
-            kinds.append("common-effect")
-        elif self.cluster is not None:
-            kinds.append("multilevel random-effects (compound-symmetric tau, rho)")
-        else:
-            kinds.append("random-effects")
-        if self.parameters["mu"].common_terms:
-            kinds.append("meta-regression")
-        if "tau" in self.conditional_parameters or "rho" in self.conditional_parameters:
-            kinds.append("location-scale")
-        return ", ".join(kinds)
+        return printout.description(self)
 
     def __str__(self) -> str:
-        form = self.meta_formula
-        kind = "standard errors (squared to variances)" if form.uncertainty_is_sd else "VARIANCES"
-        lines = [
-            f"Meta-analytic model: {self.description}",
-            f"  effect sizes:          {form.response}  (k = {self.n_estimates})",
-            f"  sampling uncertainty:  {form.uncertainty}  read as {kind}",
-        ]
-        if not form.uncertainty_is_sd:
-            lines.append("                         (for standard errors write se(sei, sd=True))")
-        if self.cluster is not None:
-            sizes = np.bincount(self._training.cluster_codes)
-            lines.append(
-                f"  clusters:              {self.cluster}  ({len(sizes)} clusters, "
-                f"{sizes.min()}-{sizes.max()} estimates each)"
-            )
-        lines += self._intercept_notes()
-        lines.append(
-            f"  measure:               {self.measure} (unit-information SD {self.uisd:.4g})"
-        )
-        return "\n".join(lines) + "\n\n" + super().__str__()
+        return printout.meta_block(self) + "\n\n" + super().__str__()
 
     # ----------------------------------------------------------------------------------------
     # Data and draws used by the family, the effects and the summaries
@@ -484,53 +449,6 @@ class MetaModel(bmb.Model):
                 chosen[parameter] = missing
         if chosen:
             self.set_priors(priors=chosen)
-
-    def _intercept_notes(self) -> list[str]:
-        """Printout lines saying where each sampled intercept sits and what summary() reports."""
-        indent = "\n" + " " * 25
-        lines = []
-        where = self._intercept_position("mu", self._moderator_aliases)
-        if where:
-            note = f"  intercept:             sampled {where}"
-            centred = self._centred_variables(self._moderator_aliases)
-            if centred:
-                note += (
-                    f";{indent}summary() reports coefficients on the raw scale (intercept at "
-                    f"{', '.join(centred)} = 0)"
-                )
-            lines.append(note)
-        for name, rhs in self.scale_formulas.items():
-            link = SCALE_PARAMETERS[name]
-            where = self._intercept_position(name, self._scale_aliases[name])
-            lines.append(
-                f"  scale model:           {name} ~ {rhs}  ({link} link){indent}sampled intercept "
-                f"= {link} {name}" + (f" {where}" if where else "")
-            )
-        return lines
-
-    def _intercept_position(self, parameter: str, aliases: dict[str, str]) -> str:
-        """Where an intercept sits: the means of centred moderators, the reference levels."""
-        centred = self._centred_variables(aliases)
-        categorical = [
-            name
-            for name in self.moderators[parameter]
-            if not pd.api.types.is_numeric_dtype(self.data[name])
-        ]
-        parts = []
-        if centred:
-            parts.append(f"the means of the continuous moderators ({', '.join(centred)})")
-        if categorical:
-            parts.append(f"the reference levels of {', '.join(categorical)}")
-        return ("at " + ("\n" + " " * 25 + "and ").join(parts)) if parts else ""
-
-    def _centred_variables(self, aliases: dict[str, str]) -> list[str]:
-        """The variables that ``center()`` wraps in the centred term names of ``aliases``."""
-        names = []
-        for term in aliases:
-            for variable in re.findall(r"center\(([^()]+)\)", term):
-                if variable not in names:
-                    names.append(variable)
-        return names
 
     def _check_designs_have_full_rank(self) -> None:
         """Every coefficient of the location and scale formulas must be identified by the data."""
