@@ -16,7 +16,6 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_theme_options = {"page_width": "1500px", "sidebar_width": "220px"}
-html_static_path = ["_static"]
 myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
 

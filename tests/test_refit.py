@@ -5,8 +5,6 @@ must be exact (1e-10 relative against dense multivariate normal densities), and 
 reuse the compiled log-density instead of compiling a new one.
 """
 
-import importlib.util
-
 import numpy as np
 import pymc as pm
 import pytensor
@@ -18,7 +16,6 @@ import bambi_meta as bmm
 from bambi_meta.likelihood import clustered_logp
 
 FORMULA = "yi | se(vi) ~ 1 + (1|district)"
-HAS_NUTPIE = importlib.util.find_spec("nutpie") is not None
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +105,6 @@ def test_pymc_refit_reuses_the_compiled_logp(konstantopoulos, monkeypatch):
     assert refitter.n_compilations == 1
 
 
-@pytest.mark.skipif(not HAS_NUTPIE, reason="nutpie is the optional extra bambi_meta[nutpie]")
 def test_nutpie_refit_reuses_the_compiled_model(konstantopoulos, monkeypatch):
     import nutpie
 
