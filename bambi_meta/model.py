@@ -314,15 +314,22 @@ class MetaModel(bmb.Model):
             require_variances,
         )
 
-    def parameter_draws(self, posterior: xr.Dataset, rows: MetaData | None = None) -> dict:
+    def parameter_draws(
+        self,
+        posterior: xr.Dataset,
+        rows: MetaData | None = None,
+        parameters: tuple[str, ...] | None = None,
+    ) -> dict:
         """Posterior draws of ``mu``, ``tau`` (and ``rho``) for each row, as NumPy arrays.
 
         Each array has shape (chain, draw, k) or (chain, draw, 1) when constant over rows.
+        ``parameters`` restricts the result (e.g. ``("tau", "rho")``, for which new rows need
+        only the scale moderators); all likelihood parameters by default.
         """
         frame = None if rows is None else rows.frame
         idata = xr.DataTree.from_dict({"posterior": as_dataset(posterior)})
         draws = {}
-        for name in self.family.likelihood.params:
+        for name in parameters or self.family.likelihood.params:
             component = self.parameters[name]
             if name in self.conditional_parameters:
                 values = component.predict(idata, frame).transpose("chain", "draw", "__obs__")

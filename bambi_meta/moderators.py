@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta._datatree import as_dataset, posterior_of
+from bambi_meta.columns import MetaData
 from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
 
 # The raw design must reproduce the centred one to this relative precision (float rounding of
@@ -165,7 +166,9 @@ def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> p
         )
     posterior = posterior_of(idata)
     frame = data.reset_index(drop=True)
-    draws = _heterogeneity_parameter_draws(model, posterior, frame)
+    rows = MetaData(frame, None, None, None, None)
+    scale_parameters = tuple(name for name in model.family.likelihood.params if name != "mu")
+    draws = model.parameter_draws(posterior, rows, parameters=scale_parameters)
     design = np.asarray(model.parameters["mu"].design.common.design_matrix)
     typical = typical_sampling_variance(model.meta_data().variances, design)
     shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(frame))
@@ -196,28 +199,6 @@ def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> p
             index.append((*frame.loc[i, list(frame.columns)], quantity))
     names = [*map(str, frame.columns), "quantity"]
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=names))
-
-
-def _heterogeneity_parameter_draws(model, posterior: xr.Dataset, frame: pd.DataFrame) -> dict:
-    """Draws (chain, draw, rows) of tau (and rho) at the rows of ``frame``.
-
-    Unlike ``model.parameter_draws`` this does not evaluate the location formula, so ``frame``
-    needs the scale moderators only.
-    """
-    idata = xr.DataTree.from_dict({"posterior": posterior})
-    draws = {}
-    for name in model.family.likelihood.params:
-        if name == "mu":
-            continue
-        component = model.parameters[name]
-        if name in model.conditional_parameters:
-            values = component.predict(idata, frame).transpose("chain", "draw", "__obs__")
-            draws[name] = values.to_numpy()
-        elif isinstance(component.prior, (int, float)):
-            draws[name] = np.full((1, 1, 1), float(component.prior))
-        else:
-            draws[name] = posterior[component.alias or name].to_numpy()[..., np.newaxis]
-    return draws
 
 
 def _sampled_coefficients(component, posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
