@@ -165,7 +165,16 @@ def meta_analytic_dist(
         )
 
     rows = data["variances"].shape[-1]
-    row_params = [pt.broadcast_to(param, (rows,)) for param in (mu, tau, rho)]
+    # mu always varies by row; tau and rho stay scalars unless a scale formula makes them vary:
+    # broadcasting scalars to k-vectors would multiply the k-length temporaries of the gradient.
+    mu = pt.broadcast_to(mu, (rows,))
+    tau, rho = (pt.as_tensor_variable(param) for param in (tau, rho))
+    tau, rho = (
+        param if param.ndim == 0 else pt.broadcast_to(param, (rows,)) for param in (tau, rho)
+    )
+    core = "(k),{},{},(k),(k),(j),(k)->(k)".format(
+        *("()" if param.ndim == 0 else "(k)" for param in (tau, rho))
+    )
 
     def logp(value, mu, tau, rho, variances, clusters, sizes, weights):
         return clustered_logp(value, mu, tau, rho, variances, clusters, sizes, weights)
@@ -176,7 +185,9 @@ def meta_analytic_dist(
 
     return pm.CustomDist(
         name,
-        *row_params,
+        mu,
+        tau,
+        rho,
         data["variances"],
         data["clusters"],
         data["cluster_sizes"],
@@ -185,7 +196,7 @@ def meta_analytic_dist(
         random=random,
         observed=data["effect_sizes"],
         dims=dims,
-        signature="(k),(k),(k),(k),(k),(j),(k)->(k)",
+        signature=core,
     )
 
 
