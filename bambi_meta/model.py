@@ -1,5 +1,6 @@
 """``MetaModel``: a ``bmb.Model`` for (multilevel) meta-analysis with known sampling variances."""
 
+import importlib.util
 import re
 import warnings
 
@@ -36,6 +37,10 @@ FORMULA_NAMESPACE = {"sqrt": np.sqrt, "log": np.log, "exp": np.exp, "np": np}
 # school data (2 cores), starting and compiling in worker processes took longer (14.8 s) than
 # sampling 4 chains sequentially (7.1 s).
 SEQUENTIAL_CHAINS_BELOW = 1000
+# From this many estimates nutpie (when installed) is the default sampler: its fixed ~14 s numba
+# compile is repaid by faster gradients (k = 20,000: 31.8 s vs 43.5 s with PyMC's NUTS, same
+# ESS; benchmarks/README.md). Below it, PyMC's NUTS finishes before nutpie has compiled.
+NUTPIE_FROM = 10_000
 
 
 class MetaModel(bmb.Model):
@@ -151,10 +156,14 @@ class MetaModel(bmb.Model):
         """Fit with Bambi (PyMC's NUTS by default); returns an xarray DataTree.
 
         Same arguments as ``bambi.Model.fit``, with 4 chains by default and, for fewer than
-        ``SEQUENTIAL_CHAINS_BELOW`` estimates, ``cores=1`` (faster at that size). With
+        ``SEQUENTIAL_CHAINS_BELOW`` estimates, ``cores=1`` (faster at that size); from
+        ``NUTPIE_FROM`` estimates on, ``inference_method="nutpie"`` when nutpie is installed. With
         ``idata_kwargs={"log_likelihood": True}`` the pointwise log-likelihood is this family's
         (per cluster when the model has clusters), not PyMC's single joint value.
         """
+        if "inference_method" not in kwargs and self.n_estimates >= NUTPIE_FROM:
+            if importlib.util.find_spec("nutpie") is not None:
+                kwargs["inference_method"] = "nutpie"
         if "cores" not in kwargs and self.n_estimates < SEQUENTIAL_CHAINS_BELOW:
             kwargs["cores"] = 1
         idata_kwargs = dict(kwargs.pop("idata_kwargs", None) or {})

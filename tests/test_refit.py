@@ -6,6 +6,7 @@ reuse the compiled log-density instead of compiling a new one.
 """
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
@@ -132,3 +133,18 @@ def test_refit_inputs_are_checked(konstantopoulos):
         refitter.fit(keep=np.ones(56))
     with pytest.raises(ValueError, match="'sampler' must be one of"):
         model.refitter("stan")
+
+
+def test_default_sampler_by_size(monkeypatch, konstantopoulos):
+    """Small k: PyMC's NUTS, chains in one process; large k: nutpie (benchmarks/README.md)."""
+    import bambi as bmb
+
+    seen = {}
+    monkeypatch.setattr(bmb.Model, "fit", lambda self, **kwargs: seen.update(kwargs))
+    model = bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD")
+    model.fit()
+    assert seen["cores"] == 1 and "inference_method" not in seen and seen["chains"] == 4
+    seen.clear()
+    large = pd.concat([konstantopoulos] * 200, ignore_index=True)  # k = 11,200
+    bmm.MetaModel(FORMULA, large, measure="SMD").fit()
+    assert seen["inference_method"] == "nutpie" and "cores" not in seen
