@@ -290,6 +290,8 @@ def test_loglik_matches_dense_oracle(small, method, tau2, rho):
     y, v, X, cluster = small
     res = fit_frequentist(y, v, X=X, cluster=cluster, method=method, struct="CS")
     expected, beta, vcov = dense_loglik(y, v, X, cluster, tau2, rho, method == "REML")
+    # Exact algebra (Sherman-Morrison vs a dense Cholesky): only float rounding separates them;
+    # log-likelihoods here are O(10), so 1e-10 absolute is ~1e-11 relative, a tight bound.
     close(res.loglik_at(tau2, rho), expected, rtol=0, atol=1e-10)
     ev = _profile.evaluate(res._data, tau2 * (1 - rho), tau2 * rho, method == "REML")
     close(ev.beta, beta, rtol=1e-10)

@@ -262,6 +262,7 @@ def test_raw_scale_reproduces_the_linear_predictor_with_interactions():
         .predict(xr.DataTree.from_dict({"posterior": posterior}))
         .transpose("chain", "draw", "__obs__")
     )
+    # Same linear predictor in two exact parametrisations (raw vs centred): float rounding only.
     np.testing.assert_allclose(eta_raw, eta_sampled.to_numpy(), atol=1e-10)
 
 
