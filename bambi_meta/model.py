@@ -1,6 +1,5 @@
 """``MetaModel``: a ``bmb.Model`` for (multilevel) meta-analysis with known sampling variances."""
 
-import importlib.util
 import re
 import warnings
 
@@ -9,6 +8,7 @@ import formulae as fm
 import numpy as np
 import pandas as pd
 import xarray as xr
+from pymc.util import get_default_varnames
 
 from bambi_meta import _validate, printout
 from bambi_meta._datatree import as_dataset
@@ -33,14 +33,12 @@ from bambi_meta.priors import (
 )
 
 FORMULA_NAMESPACE = {"sqrt": np.sqrt, "log": np.log, "exp": np.exp, "np": np}
-# Below this many estimates chains run one after the other by default: measured on the 56-row
-# school data (2 cores), starting and compiling in worker processes took longer (14.8 s) than
-# sampling 4 chains sequentially (7.1 s).
+# Below this many estimates chains run one after the other by default (benchmarks/README.md):
+# with small k a gradient costs less than the hand-over of Python's GIL between chain threads
+# (nutpie) or the start-up of worker processes (PyMC).
 SEQUENTIAL_CHAINS_BELOW = 1000
-# From this many estimates nutpie (when installed) is the default sampler: its fixed ~14 s numba
-# compile is repaid by faster gradients (k = 20,000: 31.8 s vs 43.5 s with PyMC's NUTS, same
-# ESS; benchmarks/README.md). Below it, PyMC's NUTS finishes before nutpie has compiled.
-NUTPIE_FROM = 10_000
+# Settings of PyMC's NUTS (Bambi's ``nuts=``) that nutpie has under another name.
+NUTPIE_SETTINGS = {"target_accept": "target_accept", "max_treedepth": "maxdepth"}
 
 
 class MetaModel(bmb.Model):
@@ -152,30 +150,121 @@ class MetaModel(bmb.Model):
         self.set_alias({self._response_component.response.name: self.meta_formula.response})
         self._set_moderator_aliases()
 
-    def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, **kwargs):
-        """Fit with Bambi (PyMC's NUTS by default); returns an xarray DataTree.
+    def fit(
+        self,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        inference_method: str | None = None,
+        **kwargs,
+    ):
+        """Sample the posterior; returns an xarray DataTree like ``bambi.Model.fit``.
 
-        Same arguments as ``bambi.Model.fit``, with 4 chains by default and, for fewer than
-        ``SEQUENTIAL_CHAINS_BELOW`` estimates, ``cores=1`` (faster at that size); from
-        ``NUTPIE_FROM`` estimates on, ``inference_method="nutpie"`` when nutpie is installed. With
-        ``idata_kwargs={"log_likelihood": True}`` the pointwise log-likelihood is this family's
-        (per cluster when the model has clusters), not PyMC's single joint value.
+        By default (``inference_method=None`` or ``"nutpie"``) nutpie's NUTS runs on the
+        log-density compiled once per model by PyTensor's C backend (``bambi_meta.sampling``):
+        about 1 s to compile instead of nutpie's own 11-14 s numba compilation, and several
+        times PyMC's sampling speed. Any other ``inference_method`` (``"pymc"``, ``"vi"``, ...)
+        goes to Bambi unchanged. Chains run one after the other below
+        ``SEQUENTIAL_CHAINS_BELOW`` estimates unless ``cores`` is given.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Draws kept and tuning steps per chain (Bambi's defaults), and 4 chains.
+        inference_method : str, optional
+            ``None``/``"nutpie"`` (default sampler) or a Bambi inference method.
+        **kwargs
+            Bambi's ``fit`` arguments. With the default sampler: ``random_seed``, ``cores``,
+            ``progressbar``, ``omit_offsets``, ``include_response_params``, ``nuts`` (its
+            ``target_accept`` and ``max_treedepth``) and ``idata_kwargs``; anything else is
+            passed to ``nutpie.sample``. With ``idata_kwargs={"log_likelihood": True}`` the
+            pointwise log-likelihood is this family's (per cluster when the model has clusters),
+            not PyMC's single joint value.
         """
-        if "inference_method" not in kwargs and self.n_estimates >= NUTPIE_FROM:
-            if importlib.util.find_spec("nutpie") is not None:
-                kwargs["inference_method"] = "nutpie"
         if "cores" not in kwargs and self.n_estimates < SEQUENTIAL_CHAINS_BELOW:
             kwargs["cores"] = 1
         idata_kwargs = dict(kwargs.pop("idata_kwargs", None) or {})
         wants_log_likelihood = idata_kwargs.pop("log_likelihood", False)
-        if idata_kwargs:
-            kwargs["idata_kwargs"] = idata_kwargs
-        idata = super().fit(draws=draws, tune=tune, chains=chains, **kwargs)
+        if inference_method in (None, "nutpie"):
+            if idata_kwargs:
+                raise ValueError(
+                    f"idata_kwargs {sorted(idata_kwargs)} are PyMC's; the default sampler "
+                    "takes only log_likelihood. Use inference_method='pymc' for the others."
+                )
+            idata = self._fit_nutpie(draws, tune, chains, **kwargs)
+        else:
+            if idata_kwargs:
+                kwargs["idata_kwargs"] = idata_kwargs
+            idata = super().fit(
+                draws=draws, tune=tune, chains=chains, inference_method=inference_method, **kwargs
+            )
         if wants_log_likelihood:
             self.compute_log_likelihood(idata)
         return idata
 
-    def refitter(self, sampler: str | None = None):
+    def compiled_sampler(self):
+        """The model compiled for nutpie (``bambi_meta.sampling.CompiledModel``), made once.
+
+        ``fit()`` and :meth:`refitter` share it; rebuilding the model compiles it again.
+        """
+        from bambi_meta.sampling import CompiledModel
+
+        if not self.built:
+            self.build()
+        pymc_model = self.backend.model
+        compiled = getattr(self, "_compiled_sampler", None)
+        if compiled is None or compiled.pymc_model is not pymc_model:
+            compiled = CompiledModel(pymc_model, self._stored_variable_names())
+            self._compiled_sampler = compiled
+        return compiled
+
+    def _fit_nutpie(
+        self,
+        draws,
+        tune,
+        chains,
+        *,
+        random_seed=None,
+        cores=None,
+        progressbar=True,
+        omit_offsets=True,
+        include_response_params=False,
+        nuts=None,
+        **kwargs,
+    ):
+        for name, value in (nuts or {}).items():
+            if name not in NUTPIE_SETTINGS:
+                raise ValueError(
+                    f"nuts={{{name!r}: ...}} is not a setting of the default sampler (nutpie); "
+                    f"it takes {sorted(NUTPIE_SETTINGS)}. Use inference_method='pymc' for others."
+                )
+            kwargs[NUTPIE_SETTINGS[name]] = value
+        idata = self.compiled_sampler().sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            **kwargs,
+        )
+        self.backend.fit = True
+        return self.backend._clean_results(idata, omit_offsets, include_response_params)
+
+    def _stored_variable_names(self) -> list[str]:
+        """What Bambi stores: the model's variables without the likelihood's deterministics."""
+        pymc_model = self.backend.model
+        names = [
+            var.name
+            for var in get_default_varnames(
+                pymc_model.unobserved_value_vars, include_transformed=False
+            )
+        ]
+        params = set(self.family.likelihood.params)
+        deterministic = {var.name for var in pymc_model.deterministics}
+        return [name for name in names if not (name in params and name in deterministic)]
+
+    def refitter(self, sampler: str = "nutpie"):
         """Compile this model once for refits on new data (see ``bambi_meta.refit``).
 
         Simulation studies, leave-one-cluster-out and parametric bootstraps refit the same model
@@ -185,8 +274,8 @@ class MetaModel(bmb.Model):
 
         Parameters
         ----------
-        sampler : {"nutpie", "pymc"}, optional
-            ``"nutpie"`` if installed (fastest per refit), otherwise ``"pymc"``.
+        sampler : {"nutpie", "pymc"}, default "nutpie"
+            ``"nutpie"`` (fastest; the compiled function is shared with ``fit()``) or PyMC's NUTS.
 
         Returns
         -------

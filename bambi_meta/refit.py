@@ -13,10 +13,11 @@ then only swaps those values:
 What is fixed per compiled model: the number of rows k, the moderator design matrix and the
 priors (a prior is part of the graph; changing one means building and compiling a new model).
 
-With ``sampler="nutpie"`` (the optional extra ``bambi_meta[nutpie]``) the logp is compiled by
-numba once and every refit runs nutpie's sampler on ``compiled.with_data(...)``. With
-``sampler="pymc"`` one PyMC NUTS step (holding the compiled logp and gradient) is reused by every
-``pm.sample`` call; PyMC still compiles its small initial-point and trace functions per call.
+With ``sampler="nutpie"`` (the default) every refit runs nutpie's sampler on the model's
+``compiled_sampler()`` (``bambi_meta.sampling``, shared with ``fit()``), with the new data as
+inputs of the compiled function. With ``sampler="pymc"`` one PyMC NUTS step (holding the
+compiled logp and gradient) is reused by every ``pm.sample`` call; PyMC still compiles its small
+initial-point and trace functions per call.
 """
 
 from contextlib import contextmanager
@@ -25,14 +26,11 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
-from pymc.util import get_default_varnames
 
 from bambi_meta import _validate
 from bambi_meta.likelihood import DATA_NAMES
 
 SAMPLERS = ("nutpie", "pymc")
-# Sampler statistics kept from nutpie's trace (divergences for the convergence warnings).
-STATISTICS = ("diverging", "n_steps", "step_size", "depth")
 
 
 class Refitter:
@@ -42,10 +40,9 @@ class Refitter:
     ----------
     model : MetaModel
         The model whose data and priors define the compiled graph (built if needed).
-    sampler : {"nutpie", "pymc"}, optional
-        ``"nutpie"`` when nutpie is installed (compile about 5-10 s once, then about 0.1-0.4 s
-        per refit of a small model), otherwise ``"pymc"`` (compile about 1-2 s, then PyMC's
-        NUTS sampling time per refit).
+    sampler : {"nutpie", "pymc"}, default "nutpie"
+        ``"nutpie"``: compile about 1 s once, then nutpie's sampling time per refit;
+        ``"pymc"``: compile about 1-2 s, then PyMC's (slower) NUTS per refit.
 
     Examples
     --------
@@ -57,9 +54,7 @@ class Refitter:
     >>> loco = refitter.fit(keep=dat["district"] != 11, random_seed=1)  # doctest: +SKIP
     """
 
-    def __init__(self, model, sampler: str | None = None):
-        if sampler is None:
-            sampler = "nutpie" if _nutpie_available() else "pymc"
+    def __init__(self, model, sampler: str = "nutpie"):
         self.sampler = _validate.check_choice(sampler, "sampler", SAMPLERS)
         if not model.built:
             model.build()
@@ -67,12 +62,10 @@ class Refitter:
         pymc_model = model.backend.model
         self._shared = _shared_data_variables(pymc_model)
         self._training = {key: var.get_value() for key, var in self._shared.items()}
-        self.var_names = _sampled_variable_names(model)
+        self.var_names = model._stored_variable_names()
         self.n_compilations = 0
         if self.sampler == "nutpie":
-            import nutpie
-
-            self._compiled = nutpie.compile_pymc_model(pymc_model, var_names=self.var_names)
+            self._compiled = model.compiled_sampler()
         else:
             with pymc_model:
                 self._step = pm.NUTS()
@@ -121,23 +114,14 @@ class Refitter:
         """
         values = self._new_values(data, effect_sizes, variances, keep)
         if self.sampler == "nutpie":
-            import nutpie
-
-            compiled = self._compiled.with_data(
-                **{DATA_NAMES[key]: value for key, value in values.items()}
-            )
-            kwargs.setdefault("progress_bar", False)
-            raw = nutpie.sample(
-                compiled,
+            idata = self._compiled.sample(
                 draws=draws,
                 tune=tune,
                 chains=chains,
-                seed=random_seed,
-                save_warmup=False,
-                return_raw_trace=True,
+                random_seed=random_seed,
+                data={self._shared[key].name: value for key, value in values.items()},
                 **kwargs,
             )
-            idata = _nutpie_datatree(raw, self.var_names, compiled.coords)
         else:
             kwargs.setdefault("progressbar", False)
             kwargs.setdefault("cores", 1)
@@ -202,46 +186,6 @@ class Refitter:
         return values
 
 
-def _nutpie_datatree(raw, var_names, coords) -> xr.DataTree:
-    """Posterior and a few sampler statistics from nutpie's raw (Arrow) trace.
-
-    nutpie's own conversion builds every statistic and warm-up group through ArviZ, which takes
-    longer than sampling a small model (0.23 s vs 0.14 s at k = 56); refits only need these.
-    """
-    import pyarrow
-
-    draw_batches, stat_batches = raw.get_arrow_trace()
-    posterior, stats, dims = {}, {}, {}
-    for draw_batch, stat_batch in zip(draw_batches, stat_batches, strict=True):
-        kept = ~np.asarray(pyarrow.array(stat_batch.column("tuning")).to_numpy(False), bool)
-        for batch, names, out in (
-            (draw_batch, var_names, posterior),
-            (stat_batch, STATISTICS, stats),
-        ):
-            for name in names:
-                column = batch.column(name)
-                metadata = column.field.metadata
-                shape = [int(n) for n in metadata.get(b"shape", b"").decode().split(",") if n]
-                dims[name] = [d for d in metadata.get(b"dims", b"").decode().split(",") if d]
-                values = pyarrow.array(column)
-                if hasattr(values, "flatten"):
-                    values = values.flatten()
-                values = values.to_numpy(False).reshape(-1, *shape)
-                out.setdefault(name, []).append(values[kept])
-
-    def dataset(group: dict) -> xr.Dataset:
-        variables = {
-            name: (["chain", "draw", *dims[name]], np.stack(chains))
-            for name, chains in group.items()
-        }
-        used = {dim for name in group for dim in dims[name]}
-        return xr.Dataset(
-            variables, coords={dim: values for dim, values in coords.items() if dim in used}
-        )
-
-    return xr.DataTree.from_dict({"posterior": dataset(posterior), "sample_stats": dataset(stats)})
-
-
 def _shared_data_variables(pymc_model) -> dict:
     """The likelihood's shared data variables of a built model, by ``DATA_NAMES`` key."""
     from pytensor.compile.sharedvalue import SharedVariable
@@ -254,24 +198,6 @@ def _shared_data_variables(pymc_model) -> dict:
         if isinstance(var, SharedVariable)
     }
     return {key: by_name[name] for key, name in DATA_NAMES.items() if name in by_name}
-
-
-def _sampled_variable_names(model) -> list[str]:
-    """What Bambi stores: the model's variables without the likelihood's deterministics."""
-    pymc_model = model.backend.model
-    names = [
-        var.name
-        for var in get_default_varnames(pymc_model.unobserved_value_vars, include_transformed=False)
-    ]
-    params = set(model.family.likelihood.params)
-    deterministic = {var.name for var in pymc_model.deterministics}
-    return [name for name in names if not (name in params and name in deterministic)]
-
-
-def _nutpie_available() -> bool:
-    from importlib.util import find_spec
-
-    return find_spec("nutpie") is not None
 
 
 def _check_length(values: np.ndarray, k: int, name: str) -> None:

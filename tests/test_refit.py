@@ -109,9 +109,12 @@ def test_pymc_refit_reuses_the_compiled_logp(konstantopoulos, monkeypatch):
 def test_nutpie_refit_reuses_the_compiled_model(konstantopoulos, monkeypatch):
     import nutpie
 
+    from bambi_meta import sampling
+
     model = bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD")
     refitter = model.refitter("nutpie")
     _forbid(monkeypatch, nutpie, "compile_pymc_model")
+    _forbid(monkeypatch, sampling, "_compile")
     _forbid(monkeypatch, pm.Model, "logp_dlogp_function")
     idata = refitter.fit(
         effect_sizes=konstantopoulos["yi"] + 1.0, draws=200, tune=200, random_seed=1
@@ -120,6 +123,8 @@ def test_nutpie_refit_reuses_the_compiled_model(konstantopoulos, monkeypatch):
     # shifting every effect size by 1 shifts the pooled effect by about 1 (posterior SD ~0.09)
     assert 0.9 < table.loc["mu", "Mean"] < 1.5
     assert refitter.n_compilations == 1
+    # fit() and the refitter share one compiled model
+    assert model.fit(draws=50, tune=50, random_seed=1, progressbar=False)["posterior"]
 
 
 def test_refit_inputs_are_checked(konstantopoulos):
@@ -135,16 +140,34 @@ def test_refit_inputs_are_checked(konstantopoulos):
         model.refitter("stan")
 
 
-def test_default_sampler_by_size(monkeypatch, konstantopoulos):
-    """Small k: PyMC's NUTS, chains in one process; large k: nutpie (benchmarks/README.md)."""
+def test_default_sampler_and_cores_by_size(monkeypatch, konstantopoulos):
+    """nutpie on the C-compiled model by default; chains in one thread below 1,000 rows."""
     import bambi as bmb
 
+    from bambi_meta.sampling import CompiledModel
+
     seen = {}
-    monkeypatch.setattr(bmb.Model, "fit", lambda self, **kwargs: seen.update(kwargs))
+
+    def record(self, **kwargs):
+        seen.update(kwargs)
+        raise StopIteration
+
+    monkeypatch.setattr(CompiledModel, "sample", record)
+    monkeypatch.setattr(CompiledModel, "__init__", lambda self, *args: None)
     model = bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD")
-    model.fit()
-    assert seen["cores"] == 1 and "inference_method" not in seen and seen["chains"] == 4
+    with pytest.raises(StopIteration):
+        model.fit(nuts={"target_accept": 0.95, "max_treedepth": 8})
+    assert seen["cores"] == 1 and seen["chains"] == 4 and seen["tune"] == 1000
+    assert seen["target_accept"] == 0.95 and seen["maxdepth"] == 8
+    with pytest.raises(ValueError, match="not a setting of the default sampler"):
+        model.fit(nuts={"step_scale": 0.1})
     seen.clear()
-    large = pd.concat([konstantopoulos] * 200, ignore_index=True)  # k = 11,200
-    bmm.MetaModel(FORMULA, large, measure="SMD").fit()
-    assert seen["inference_method"] == "nutpie" and "cores" not in seen
+    large = pd.concat([konstantopoulos] * 18, ignore_index=True)  # k = 1,008
+    with pytest.raises(StopIteration):
+        bmm.MetaModel(FORMULA, large, measure="SMD").fit()
+    assert seen["cores"] is None
+    # any other inference method goes to Bambi unchanged
+    monkeypatch.setattr(bmb.Model, "fit", lambda self, **kwargs: seen.update(kwargs))
+    seen.clear()
+    model.fit(inference_method="pymc")
+    assert seen["inference_method"] == "pymc" and seen["cores"] == 1

@@ -1,0 +1,273 @@
+"""nutpie's NUTS on the model's log-density as compiled by PyTensor's C backend.
+
+``nutpie.compile_pymc_model`` compiles a PyMC model through numba; its C-callable wrapper is
+compiled anew in every process (11-14 s on the 2-core test machine, whatever the model), which
+dwarfs sampling a meta-analysis. Here PyTensor compiles the log-density and its gradient with
+its C backend instead (under a second, and cached on disk across processes), the likelihood's
+own work runs in the fused numba kernel (``bambi_meta.fused_likelihood``, also cached), and
+nutpie's Rust sampler calls the compiled function through ``nutpie.compiled_pyfunc.from_pyfunc``
+(about 15 us of overhead per gradient).
+
+The likelihood's data (``bambi_meta.likelihood.DATA_NAMES``) are inputs of the compiled
+function, not constants, so :meth:`CompiledModel.sample` can refit new data without compiling.
+"""
+
+import threading
+import time
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+import xarray as xr
+from pymc.initial_point import make_initial_point_fn
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.traversal import ancestors
+
+# nutpie's per-draw statistics kept in ``sample_stats``, under PyMC's names.
+STATISTICS = {
+    "diverging": "diverging",
+    "energy": "energy",
+    "energy_error": "energy_error",
+    "max_energy_error": "max_energy_error",
+    "logp": "lp",
+    "n_steps": "n_steps",
+    "step_size": "step_size",
+    "depth": "tree_depth",
+    "maxdepth_reached": "reached_max_treedepth",
+    "mean_tree_accept": "acceptance_rate",
+}
+
+
+class CompiledModel:
+    """A PyMC model's log-density, gradient and trace function, compiled once for nutpie.
+
+    Parameters
+    ----------
+    pymc_model : pymc.Model
+        The model (Bambi's ``model.backend.model``).
+    var_names : list of str
+        Variables stored in the posterior (constrained values and deterministics).
+    """
+
+    def __init__(self, pymc_model: pm.Model, var_names: list[str]):
+        self.pymc_model = pymc_model
+        self.var_names = list(var_names)
+        self.value_vars = [pymc_model.rvs_to_values[rv] for rv in pymc_model.free_RVs]
+        point = pymc_model.initial_point()
+        self._shapes = [np.shape(point[var.name]) for var in self.value_vars]
+        self.n_dim = int(sum(np.prod(shape, dtype=int) for shape in self._shapes))
+
+        flat = pt.dvector("unconstrained_point")
+        logp = pymc_model.logp()
+        gradient = pt.concatenate([g.ravel() for g in pt.grad(logp, self.value_vars)])
+        by_name = {var.name: var for var in pymc_model.unobserved_value_vars}
+        stored = [by_name[name] for name in self.var_names]
+        shared = _shared_variables([logp, *stored])
+        self.data = {var.name: var.get_value() for var in shared}
+        self._data_names = [var.name for var in shared]
+        givens = self._unflatten(flat) | {var: var.type(name=var.name) for var in shared}
+        inputs = [flat, *(givens[var] for var in shared)]
+        self._logp_function = _compile(inputs, [logp, gradient], givens)
+        self._expand_function = _compile(inputs, stored, givens)
+        self._stored_shapes = [
+            np.shape(value)
+            for value in self._expand_function(np.zeros(self.n_dim), *self.data.values())
+        ]
+        self._initial_point = make_initial_point_fn(
+            model=pymc_model, jitter_rvs=set(pymc_model.free_RVs), return_transformed=True
+        )
+        self._lock = threading.Lock()
+
+    def sample(
+        self,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        cores: int | None = None,
+        random_seed: int | None = None,
+        data: dict | None = None,
+        progressbar: bool = False,
+        **kwargs,
+    ) -> xr.DataTree:
+        """Run nutpie's NUTS; returns ``posterior``, ``sample_stats`` and ``observed_data``.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Draws kept and tuning steps per chain, number of chains.
+        cores : int, optional
+            Chains run in parallel threads; nutpie's default (all cores) if None.
+        random_seed : int, optional
+            Seed; the same seed gives the same draws.
+        data : dict, optional
+            New values of the model's shared data, by shared-variable name (same shapes).
+        progressbar : bool, default False
+            Show nutpie's progress bar.
+        **kwargs
+            Passed to ``nutpie.sample`` (e.g. ``target_accept``).
+
+        Returns
+        -------
+        xarray.DataTree
+        """
+        import nutpie
+
+        unknown = set(data or {}) - set(self.data)
+        if unknown:
+            raise ValueError(f"Unknown data names {sorted(unknown)}; known: {self._data_names}")
+        values = self.data | {
+            name: np.ascontiguousarray(value, dtype=self.data[name].dtype)
+            for name, value in (data or {}).items()
+        }
+        if cores is not None:
+            kwargs["cores"] = cores
+        start = time.perf_counter()
+        raw = nutpie.sample(
+            self._nutpie_model(values),
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=random_seed,
+            save_warmup=False,
+            progress_bar=progressbar,
+            return_raw_trace=True,
+            **kwargs,
+        )
+        idata = self._datatree(raw, values)
+        idata["posterior"].attrs.update(
+            sampling_time=time.perf_counter() - start, tuning_steps=tune, inference_library="nutpie"
+        )
+        return idata
+
+    def _unflatten(self, flat) -> dict:
+        """Value variables as slices of one flat vector, in ``free_RVs`` order."""
+        givens, start = {}, 0
+        for var, shape in zip(self.value_vars, self._shapes, strict=True):
+            size = int(np.prod(shape, dtype=int))
+            givens[var] = flat[start : start + size].reshape(shape).astype(var.dtype)
+            start += size
+        return givens
+
+    def _nutpie_model(self, values: dict):
+        """The nutpie model; each chain gets its own copy of the compiled functions."""
+        from nutpie.compiled_pyfunc import from_pyfunc
+
+        names = self._data_names
+
+        def make_logp():
+            function = self._logp_function.copy()
+
+            def logp(x, **data):
+                value, gradient = function(x, *(data[name] for name in names))
+                return float(value), gradient
+
+            return logp
+
+        def make_expand(seed1, seed2, chain):
+            function = self._expand_function.copy()
+
+            def expand(x, **data):
+                values = function(x, *(data[name] for name in names))
+                return dict(zip(self.var_names, values, strict=True))
+
+            return expand
+
+        return from_pyfunc(
+            self.n_dim,
+            make_logp,
+            make_expand,
+            [np.dtype("float64")] * len(self.var_names),
+            self._stored_shapes,
+            self.var_names,
+            shared_data=values,
+            make_initial_point_fn=self._initial_point_array,
+        )
+
+    def _initial_point_array(self, seed) -> np.ndarray:
+        """PyMC's jittered initial point as one flat array (nutpie calls it from threads)."""
+        with self._lock:
+            point = self._initial_point(seed)
+        return np.concatenate([np.ravel(point[var.name]) for var in self.value_vars])
+
+    def _datatree(self, raw, values: dict) -> xr.DataTree:
+        """Posterior, sample statistics and observed data from nutpie's raw (Arrow) trace."""
+        import pyarrow
+
+        model = self.pymc_model
+        shapes = dict(zip(self.var_names, self._stored_shapes, strict=True))
+        posterior = {name: [] for name in self.var_names}
+        stats = {name: [] for name in STATISTICS}
+        for draw_batch, stat_batch in zip(*raw.get_arrow_trace(), strict=True):
+            # The raw trace holds the tuning steps too, whatever ``save_warmup`` says.
+            kept = ~pyarrow.array(stat_batch.column("tuning")).to_numpy(False).astype(bool)
+            for batch, group in ((draw_batch, posterior), (stat_batch, stats)):
+                for name, chains in group.items():
+                    column = pyarrow.array(batch.column(name))
+                    if hasattr(column, "flatten"):  # list columns of vector variables
+                        column = column.flatten()
+                    draws = column.to_numpy(False).reshape(len(kept), *shapes.get(name, ()))
+                    chains.append(draws[kept])
+
+        def dims(name):
+            return list(model.named_vars_to_dims.get(name, ()))
+
+        n_chains, n_draws = len(posterior[self.var_names[0]]), len(posterior[self.var_names[0]][0])
+        sample_coords = {"chain": np.arange(n_chains), "draw": np.arange(n_draws)}
+
+        def coords(names, sample=True):
+            used = {dim for name in names for dim in dims(name)}
+            variable_coords = {
+                dim: np.asarray(model.coords[dim]) for dim in used if model.coords.get(dim)
+            }
+            return sample_coords | variable_coords if sample else variable_coords
+
+        observed = {rv.name: _observed_value(model, rv, values) for rv in model.observed_RVs}
+        groups = {
+            "posterior": xr.Dataset(
+                {
+                    name: (["chain", "draw", *dims(name)], np.stack(c))
+                    for name, c in posterior.items()
+                },
+                coords=coords(posterior),
+            ),
+            "sample_stats": xr.Dataset(
+                {STATISTICS[name]: (["chain", "draw"], np.stack(c)) for name, c in stats.items()},
+                coords=sample_coords,
+            ),
+            "observed_data": xr.Dataset(
+                {name: (dims(name), value) for name, value in observed.items()},
+                coords=coords(observed, sample=False),
+            ),
+        }
+        return xr.DataTree.from_dict(groups)
+
+
+def _compile(inputs, outputs, givens):
+    """A C-backend PyTensor function of the flat point and the data."""
+    return pytensor.function(
+        inputs,
+        outputs,
+        givens=givens,
+        mode="FAST_RUN",
+        on_unused_input="ignore",
+        trust_input=True,
+    )
+
+
+def _shared_variables(outputs) -> list[SharedVariable]:
+    """The shared variables the outputs depend on, in a fixed order (by name)."""
+    found = {var for var in ancestors(outputs) if isinstance(var, SharedVariable)}
+    names = [var.name for var in found]
+    if None in names or len(set(names)) != len(names):
+        raise ValueError(f"Shared variables need unique names to be swapped; got {names}")
+    return sorted(found, key=lambda var: var.name)
+
+
+def _observed_value(model, rv, values: dict) -> np.ndarray:
+    """The observed values of ``rv`` (the current data when they are a shared variable)."""
+    value = model.rvs_to_values[rv]
+    if isinstance(value, SharedVariable) and value.name in values:
+        return np.asarray(values[value.name])
+    return np.asarray(value.eval() if hasattr(value, "eval") else value)
