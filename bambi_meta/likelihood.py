@@ -165,20 +165,17 @@ def meta_analytic_dist(
         )
 
     rows = data["variances"].shape[-1]
-    # mu always varies by row; tau and rho stay scalars unless a scale formula makes them vary:
-    # broadcasting scalars to k-vectors would multiply the k-length temporaries of the gradient.
-    mu = pt.broadcast_to(mu, (rows,))
-    tau, rho = (pt.as_tensor_variable(param) for param in (tau, rho))
-    tau, rho = (
-        param if param.ndim == 0 else pt.broadcast_to(param, (rows,)) for param in (tau, rho)
-    )
-    core = "(k),{},{},(k),(k),(j),(k)->(k)".format(
-        *("()" if param.ndim == 0 else "(k)" for param in (tau, rho))
+    # mu, tau and rho shared by all rows (scalars, or Bambi's length-1 mu of an intercept-only
+    # model) enter the fused Op as scalars: broadcasting them to k-vectors would add k-length
+    # temporaries to every gradient.
+    mu, tau, rho = (_scalar_or_rows(param, rows) for param in (mu, tau, rho))
+    core = "{},{},{},(k),(k),(j),(k)->(k)".format(
+        *("()" if param.ndim == 0 else "(k)" for param in (mu, tau, rho))
     )
 
     def logp(value, mu, tau, rho, variances, clusters, sizes, weights):
-        # The fused Op computes clustered_logp and its gradient in one compiled pass.
-        return clustered_logp_op(value - mu, tau, rho, variances, clusters, sizes, weights)[0]
+        # The fused Op computes clustered_logp and its gradient in one compiled two-pass loop.
+        return clustered_logp_op(value, mu, tau, rho, variances, clusters, sizes, weights)[0]
 
     def random(mu, tau, rho, variances, clusters, sizes, weights, rng=None, size=None):
         shape = (*(size or ()), np.shape(variances)[-1])
@@ -199,6 +196,14 @@ def meta_analytic_dist(
         dims=dims,
         signature=core,
     )
+
+
+def _scalar_or_rows(param, rows):
+    """A scalar if ``param`` is shared by all rows, otherwise ``param`` broadcast to the rows."""
+    param = pt.as_tensor_variable(param)
+    if param.type.shape == (1,):
+        return param[0]
+    return param if param.ndim == 0 else pt.broadcast_to(param, (rows,))
 
 
 # Names of the shared variables that hold a model's data (unique, so that nutpie's

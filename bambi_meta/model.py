@@ -33,9 +33,10 @@ from bambi_meta.priors import (
 )
 
 FORMULA_NAMESPACE = {"sqrt": np.sqrt, "log": np.log, "exp": np.exp, "np": np}
-# Below this many estimates chains run one after the other by default (benchmarks/README.md):
-# with small k a gradient costs less than the hand-over of Python's GIL between chain threads
-# (nutpie) or the start-up of worker processes (PyMC).
+# With PyMC's NUTS (``inference_method="pymc"``) chains run one after the other below this many
+# estimates: starting and compiling worker processes takes longer than sampling small models.
+# The default sampler runs chains one after the other at every k: on the 2-core test machine
+# parallel chain threads were slower at k = 56, 2,000, 20,000 and 200,000 (benchmarks/README.md).
 SEQUENTIAL_CHAINS_BELOW = 1000
 # Settings of PyMC's NUTS (Bambi's ``nuts=``) that nutpie has under another name.
 NUTPIE_SETTINGS = {"target_accept": "target_accept", "max_treedepth": "maxdepth"}
@@ -161,11 +162,11 @@ class MetaModel(bmb.Model):
         """Sample the posterior; returns an xarray DataTree like ``bambi.Model.fit``.
 
         By default (``inference_method=None`` or ``"nutpie"``) nutpie's NUTS runs on the
-        log-density compiled once per model by PyTensor's C backend (``bambi_meta.sampling``):
-        about 1 s to compile instead of nutpie's own 11-14 s numba compilation, and several
-        times PyMC's sampling speed. Any other ``inference_method`` (``"pymc"``, ``"vi"``, ...)
-        goes to Bambi unchanged. Chains run one after the other below
-        ``SEQUENTIAL_CHAINS_BELOW`` estimates unless ``cores`` is given.
+        log-density compiled once per model by PyTensor (``bambi_meta.sampling``): about 1 s to
+        compile (cached on disk) instead of nutpie's own 11-14 s, and several times PyMC's
+        sampling speed. Any other ``inference_method`` (``"pymc"``, ``"vi"``, ...)
+        goes to Bambi unchanged. Chains run one after the other (``cores=1``) unless ``cores``
+        is given, with PyMC's NUTS only below ``SEQUENTIAL_CHAINS_BELOW`` estimates.
 
         Parameters
         ----------
@@ -181,8 +182,8 @@ class MetaModel(bmb.Model):
             pointwise log-likelihood is this family's (per cluster when the model has clusters),
             not PyMC's single joint value.
         """
-        if "cores" not in kwargs and self.n_estimates < SEQUENTIAL_CHAINS_BELOW:
-            kwargs["cores"] = 1
+        if inference_method in (None, "nutpie") or self.n_estimates < SEQUENTIAL_CHAINS_BELOW:
+            kwargs.setdefault("cores", 1)
         idata_kwargs = dict(kwargs.pop("idata_kwargs", None) or {})
         wants_log_likelihood = idata_kwargs.pop("log_likelihood", False)
         if inference_method in (None, "nutpie"):
@@ -274,8 +275,9 @@ class MetaModel(bmb.Model):
 
         Parameters
         ----------
-        sampler : {"nutpie", "pymc"}, default "nutpie"
-            ``"nutpie"`` (fastest; the compiled function is shared with ``fit()``) or PyMC's NUTS.
+        sampler : {"nutpie", "nutpie-numba", "pymc"}, default "nutpie"
+            ``"nutpie"`` (compiled in about 1 s and shared with ``fit()``), ``"nutpie-numba"``
+            (11-14 s to compile, then the fastest refits of small models) or PyMC's NUTS.
 
         Returns
         -------

@@ -15,9 +15,10 @@ priors (a prior is part of the graph; changing one means building and compiling 
 
 With ``sampler="nutpie"`` (the default) every refit runs nutpie's sampler on the model's
 ``compiled_sampler()`` (``bambi_meta.sampling``, shared with ``fit()``), with the new data as
-inputs of the compiled function. With ``sampler="pymc"`` one PyMC NUTS step (holding the
-compiled logp and gradient) is reused by every ``pm.sample`` call; PyMC still compiles its small
-initial-point and trace functions per call.
+inputs of the compiled function; ``"nutpie-numba"`` compiles with nutpie's own numba path once
+(slow) and then samples small models several times faster. With ``sampler="pymc"`` one PyMC
+NUTS step (holding the compiled logp and gradient) is reused by every ``pm.sample`` call; PyMC
+still compiles its small initial-point and trace functions per call.
 """
 
 from contextlib import contextmanager
@@ -29,8 +30,9 @@ import xarray as xr
 
 from bambi_meta import _validate
 from bambi_meta.likelihood import DATA_NAMES
+from bambi_meta.sampling import NutpieNumbaModel
 
-SAMPLERS = ("nutpie", "pymc")
+SAMPLERS = ("nutpie", "nutpie-numba", "pymc")
 
 
 class Refitter:
@@ -40,9 +42,11 @@ class Refitter:
     ----------
     model : MetaModel
         The model whose data and priors define the compiled graph (built if needed).
-    sampler : {"nutpie", "pymc"}, default "nutpie"
-        ``"nutpie"``: compile about 1 s once, then nutpie's sampling time per refit;
-        ``"pymc"``: compile about 1-2 s, then PyMC's (slower) NUTS per refit.
+    sampler : {"nutpie", "nutpie-numba", "pymc"}, default "nutpie"
+        ``"nutpie"``: compile about 1 s once (shared with ``model.fit()``), then about 0.6-2 s per
+        refit of a small model; ``"nutpie-numba"``: compile 11-14 s once, then about 0.2 s per
+        refit of a small model (for hundreds of refits); ``"pymc"``: PyMC's NUTS (slowest).
+        Timings: k = 56 on the 2-core test machine, see benchmarks/README.md.
 
     Examples
     --------
@@ -66,6 +70,8 @@ class Refitter:
         self.n_compilations = 0
         if self.sampler == "nutpie":
             self._compiled = model.compiled_sampler()
+        elif self.sampler == "nutpie-numba":
+            self._compiled = NutpieNumbaModel(pymc_model, self.var_names)
         else:
             with pymc_model:
                 self._step = pm.NUTS()
@@ -113,7 +119,7 @@ class Refitter:
             With a ``posterior`` group named as in ``model.fit()``, so ``bmm.summary`` works.
         """
         values = self._new_values(data, effect_sizes, variances, keep)
-        if self.sampler == "nutpie":
+        if self.sampler != "pymc":
             idata = self._compiled.sample(
                 draws=draws,
                 tune=tune,

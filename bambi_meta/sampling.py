@@ -1,12 +1,12 @@
-"""nutpie's NUTS on the model's log-density as compiled by PyTensor's C backend.
+"""nutpie's NUTS on the model's log-density as compiled by PyTensor, without nutpie's wrapper.
 
-``nutpie.compile_pymc_model`` compiles a PyMC model through numba; its C-callable wrapper is
-compiled anew in every process (11-14 s on the 2-core test machine, whatever the model), which
-dwarfs sampling a meta-analysis. Here PyTensor compiles the log-density and its gradient with
-its C backend instead (under a second, and cached on disk across processes), the likelihood's
-own work runs in the fused numba kernel (``bambi_meta.fused_likelihood``, also cached), and
-nutpie's Rust sampler calls the compiled function through ``nutpie.compiled_pyfunc.from_pyfunc``
-(about 15 us of overhead per gradient).
+``nutpie.compile_pymc_model`` wraps PyTensor's numba function in a C callback that numba
+compiles anew in every process (11-14 s on the 2-core test machine, whatever the model: numba
+does not cache it), which dwarfs sampling a meta-analysis. Here PyTensor compiles the log-density
+and its gradient as an ordinary function (its default numba backend, cached on disk across
+processes: about 1 s), the likelihood's work runs in the fused kernel
+(``bambi_meta.fused_likelihood``), and nutpie's Rust sampler calls the function through
+``nutpie.compiled_pyfunc.from_pyfunc`` (about 15-30 us of Python overhead per gradient).
 
 The likelihood's data (``bambi_meta.likelihood.DATA_NAMES``) are inputs of the compiled
 function, not constants, so :meth:`CompiledModel.sample` can refit new data without compiling.
@@ -39,45 +39,20 @@ STATISTICS = {
 }
 
 
-class CompiledModel:
-    """A PyMC model's log-density, gradient and trace function, compiled once for nutpie.
+class _NutpieSampler:
+    """What the two ways of compiling a model for nutpie share: sampling and the output.
 
-    Parameters
-    ----------
-    pymc_model : pymc.Model
-        The model (Bambi's ``model.backend.model``).
-    var_names : list of str
-        Variables stored in the posterior (constrained values and deterministics).
+    Subclasses set ``pymc_model``, ``var_names``, ``shapes`` (stored variable -> shape) and
+    ``data`` (shared-variable name -> current value) and make the nutpie model for given data.
     """
 
-    def __init__(self, pymc_model: pm.Model, var_names: list[str]):
-        self.pymc_model = pymc_model
-        self.var_names = list(var_names)
-        self.value_vars = [pymc_model.rvs_to_values[rv] for rv in pymc_model.free_RVs]
-        point = pymc_model.initial_point()
-        self._shapes = [np.shape(point[var.name]) for var in self.value_vars]
-        self.n_dim = int(sum(np.prod(shape, dtype=int) for shape in self._shapes))
+    pymc_model: pm.Model
+    var_names: list[str]
+    shapes: dict
+    data: dict
 
-        flat = pt.dvector("unconstrained_point")
-        logp = pymc_model.logp()
-        gradient = pt.concatenate([g.ravel() for g in pt.grad(logp, self.value_vars)])
-        by_name = {var.name: var for var in pymc_model.unobserved_value_vars}
-        stored = [by_name[name] for name in self.var_names]
-        shared = _shared_variables([logp, *stored])
-        self.data = {var.name: var.get_value() for var in shared}
-        self._data_names = [var.name for var in shared]
-        givens = self._unflatten(flat) | {var: var.type(name=var.name) for var in shared}
-        inputs = [flat, *(givens[var] for var in shared)]
-        self._logp_function = _compile(inputs, [logp, gradient], givens)
-        self._expand_function = _compile(inputs, stored, givens)
-        self._stored_shapes = [
-            np.shape(value)
-            for value in self._expand_function(np.zeros(self.n_dim), *self.data.values())
-        ]
-        self._initial_point = make_initial_point_fn(
-            model=pymc_model, jitter_rvs=set(pymc_model.free_RVs), return_transformed=True
-        )
-        self._lock = threading.Lock()
+    def _nutpie_model(self, values: dict):
+        raise NotImplementedError
 
     def sample(
         self,
@@ -116,7 +91,7 @@ class CompiledModel:
 
         unknown = set(data or {}) - set(self.data)
         if unknown:
-            raise ValueError(f"Unknown data names {sorted(unknown)}; known: {self._data_names}")
+            raise ValueError(f"Unknown data names {sorted(unknown)}; known: {sorted(self.data)}")
         values = self.data | {
             name: np.ascontiguousarray(value, dtype=self.data[name].dtype)
             for name, value in (data or {}).items()
@@ -135,11 +110,60 @@ class CompiledModel:
             return_raw_trace=True,
             **kwargs,
         )
-        idata = self._datatree(raw, values)
+        idata = _datatree(raw, self.pymc_model, self.shapes, values)
         idata["posterior"].attrs.update(
             sampling_time=time.perf_counter() - start, tuning_steps=tune, inference_library="nutpie"
         )
         return idata
+
+
+class CompiledModel(_NutpieSampler):
+    """A PyMC model's log-density, gradient and trace function, compiled once for nutpie.
+
+    PyTensor compiles two plain functions of the flat unconstrained point and the data (about
+    1 s, cached on disk); nutpie calls them through ``from_pyfunc``. The default sampler of
+    ``MetaModel.fit`` and ``Refitter``.
+
+    Parameters
+    ----------
+    pymc_model : pymc.Model
+        The model (Bambi's ``model.backend.model``).
+    var_names : list of str
+        Variables stored in the posterior (constrained values and deterministics).
+    """
+
+    def __init__(self, pymc_model: pm.Model, var_names: list[str]):
+        self.pymc_model = pymc_model
+        self.var_names = list(var_names)
+        self.value_vars = [pymc_model.rvs_to_values[rv] for rv in pymc_model.free_RVs]
+        point = pymc_model.initial_point()
+        self._shapes = [np.shape(point[var.name]) for var in self.value_vars]
+        self.n_dim = int(sum(np.prod(shape, dtype=int) for shape in self._shapes))
+
+        flat = pt.dvector("unconstrained_point")
+        logp = pymc_model.logp()
+        gradient = pt.concatenate([g.ravel() for g in pt.grad(logp, self.value_vars)])
+        by_name = {var.name: var for var in pymc_model.unobserved_value_vars}
+        stored = [by_name[name] for name in self.var_names]
+        shared = _shared_variables([logp, *stored])
+        self.data = {var.name: var.get_value() for var in shared}
+        self._data_names = [var.name for var in shared]
+        givens = self._unflatten(flat) | {var: var.type(name=var.name) for var in shared}
+        inputs = [flat, *(givens[var] for var in shared)]
+        self._logp_function = _compile(inputs, [logp, gradient], givens)
+        self._expand_function = _compile(inputs, stored, givens)
+        self.shapes = {
+            name: np.shape(value)
+            for name, value in zip(
+                self.var_names,
+                self._expand_function(np.zeros(self.n_dim), *self.data.values()),
+                strict=True,
+            )
+        }
+        self._initial_point = make_initial_point_fn(
+            model=pymc_model, jitter_rvs=set(pymc_model.free_RVs), return_transformed=True
+        )
+        self._lock = threading.Lock()
 
     def _unflatten(self, flat) -> dict:
         """Value variables as slices of one flat vector, in ``free_RVs`` order."""
@@ -151,13 +175,13 @@ class CompiledModel:
         return givens
 
     def _nutpie_model(self, values: dict):
-        """The nutpie model; each chain gets its own copy of the compiled functions."""
+        """The nutpie model from the compiled functions (one per chain thread)."""
         from nutpie.compiled_pyfunc import from_pyfunc
 
         names = self._data_names
 
         def make_logp():
-            function = self._logp_function.copy()
+            function = _callable(self._logp_function)
 
             def logp(x, **data):
                 value, gradient = function(x, *(data[name] for name in names))
@@ -166,7 +190,7 @@ class CompiledModel:
             return logp
 
         def make_expand(seed1, seed2, chain):
-            function = self._expand_function.copy()
+            function = _callable(self._expand_function)
 
             def expand(x, **data):
                 values = function(x, *(data[name] for name in names))
@@ -179,7 +203,7 @@ class CompiledModel:
             make_logp,
             make_expand,
             [np.dtype("float64")] * len(self.var_names),
-            self._stored_shapes,
+            list(self.shapes.values()),
             self.var_names,
             shared_data=values,
             make_initial_point_fn=self._initial_point_array,
@@ -191,61 +215,90 @@ class CompiledModel:
             point = self._initial_point(seed)
         return np.concatenate([np.ravel(point[var.name]) for var in self.value_vars])
 
-    def _datatree(self, raw, values: dict) -> xr.DataTree:
-        """Posterior, sample statistics and observed data from nutpie's raw (Arrow) trace."""
-        import pyarrow
 
-        model = self.pymc_model
-        shapes = dict(zip(self.var_names, self._stored_shapes, strict=True))
-        posterior = {name: [] for name in self.var_names}
-        stats = {name: [] for name in STATISTICS}
-        for draw_batch, stat_batch in zip(*raw.get_arrow_trace(), strict=True):
-            # The raw trace holds the tuning steps too, whatever ``save_warmup`` says.
-            kept = ~pyarrow.array(stat_batch.column("tuning")).to_numpy(False).astype(bool)
-            for batch, group in ((draw_batch, posterior), (stat_batch, stats)):
-                for name, chains in group.items():
-                    column = pyarrow.array(batch.column(name))
-                    if hasattr(column, "flatten"):  # list columns of vector variables
-                        column = column.flatten()
-                    draws = column.to_numpy(False).reshape(len(kept), *shapes.get(name, ()))
-                    chains.append(draws[kept])
+class NutpieNumbaModel(_NutpieSampler):
+    """The model compiled by nutpie itself: a slow compile, then the fastest sampling.
 
-        def dims(name):
-            return list(model.named_vars_to_dims.get(name, ()))
+    ``nutpie.compile_pymc_model`` compiles the whole model and its C callback with numba: 11-14 s
+    per process on the 2-core test machine, after which a small model samples in about 0.15 s
+    instead of about 1 s (no Python call per gradient). Worth it for many refits of a small
+    model: ``Refitter(model, sampler="nutpie-numba")``.
 
-        n_chains, n_draws = len(posterior[self.var_names[0]]), len(posterior[self.var_names[0]][0])
-        sample_coords = {"chain": np.arange(n_chains), "draw": np.arange(n_draws)}
+    Parameters
+    ----------
+    pymc_model : pymc.Model
+        The model (Bambi's ``model.backend.model``).
+    var_names : list of str
+        Variables stored in the posterior.
+    """
 
-        def coords(names, sample=True):
-            used = {dim for name in names for dim in dims(name)}
-            variable_coords = {
-                dim: np.asarray(model.coords[dim]) for dim in used if model.coords.get(dim)
-            }
-            return sample_coords | variable_coords if sample else variable_coords
+    def __init__(self, pymc_model: pm.Model, var_names: list[str]):
+        import nutpie
 
-        observed = {rv.name: _observed_value(model, rv, values) for rv in model.observed_RVs}
-        groups = {
-            "posterior": xr.Dataset(
-                {
-                    name: (["chain", "draw", *dims(name)], np.stack(c))
-                    for name, c in posterior.items()
-                },
-                coords=coords(posterior),
-            ),
-            "sample_stats": xr.Dataset(
-                {STATISTICS[name]: (["chain", "draw"], np.stack(c)) for name, c in stats.items()},
-                coords=sample_coords,
-            ),
-            "observed_data": xr.Dataset(
-                {name: (dims(name), value) for name, value in observed.items()},
-                coords=coords(observed, sample=False),
-            ),
+        self.pymc_model = pymc_model
+        self.var_names = list(var_names)
+        self._compiled = nutpie.compile_pymc_model(pymc_model, var_names=self.var_names)
+        self.shapes = {name: tuple(self._compiled.shapes[name]) for name in self.var_names}
+        by_name = {var.name: var for var in pymc_model.unobserved_value_vars}
+        shared = _shared_variables([pymc_model.logp(), *(by_name[n] for n in self.var_names)])
+        self.data = {var.name: var.get_value() for var in shared}
+
+    def _nutpie_model(self, values: dict):
+        """Return nutpie's compiled model with the given data."""
+        return self._compiled.with_data(**values)
+
+
+def _datatree(raw, model, shapes: dict, values: dict) -> xr.DataTree:
+    """Posterior, sample statistics and observed data from nutpie's raw (Arrow) trace."""
+    import pyarrow
+
+    posterior = {name: [] for name in shapes}
+    stats = {name: [] for name in STATISTICS}
+    for draw_batch, stat_batch in zip(*raw.get_arrow_trace(), strict=True):
+        # The raw trace holds the tuning steps too, whatever ``save_warmup`` says.
+        kept = ~pyarrow.array(stat_batch.column("tuning")).to_numpy(False).astype(bool)
+        for batch, group in ((draw_batch, posterior), (stat_batch, stats)):
+            for name, chains in group.items():
+                column = pyarrow.array(batch.column(name))
+                if hasattr(column, "flatten"):  # list columns of vector variables
+                    column = column.flatten()
+                draws = column.to_numpy(False).reshape(len(kept), *shapes.get(name, ()))
+                chains.append(draws[kept])
+
+    def dims(name):
+        return list(model.named_vars_to_dims.get(name, ()))
+
+    first = next(iter(posterior.values()))
+    n_chains, n_draws = len(first), len(first[0])
+    sample_coords = {"chain": np.arange(n_chains), "draw": np.arange(n_draws)}
+
+    def coords(names, sample=True):
+        used = {dim for name in names for dim in dims(name)}
+        variable_coords = {
+            dim: np.asarray(model.coords[dim]) for dim in used if model.coords.get(dim)
         }
-        return xr.DataTree.from_dict(groups)
+        return sample_coords | variable_coords if sample else variable_coords
+
+    observed = {rv.name: _observed_value(model, rv, values) for rv in model.observed_RVs}
+    groups = {
+        "posterior": xr.Dataset(
+            {name: (["chain", "draw", *dims(name)], np.stack(c)) for name, c in posterior.items()},
+            coords=coords(posterior),
+        ),
+        "sample_stats": xr.Dataset(
+            {STATISTICS[name]: (["chain", "draw"], np.stack(c)) for name, c in stats.items()},
+            coords=sample_coords,
+        ),
+        "observed_data": xr.Dataset(
+            {name: (dims(name), value) for name, value in observed.items()},
+            coords=coords(observed, sample=False),
+        ),
+    }
+    return xr.DataTree.from_dict(groups)
 
 
 def _compile(inputs, outputs, givens):
-    """A C-backend PyTensor function of the flat point and the data."""
+    """A PyTensor function of the flat point and the data (default mode: numba, disk-cached)."""
     return pytensor.function(
         inputs,
         outputs,
@@ -254,6 +307,16 @@ def _compile(inputs, outputs, givens):
         on_unused_input="ignore",
         trust_input=True,
     )
+
+
+def _callable(function):
+    """The numba function behind a PyTensor function, else a private copy of the function.
+
+    The numba function is stateless, so chain threads can share it, and it is about 5 us faster
+    per call than going through the PyTensor function.
+    """
+    jit_function = getattr(function.vm, "jit_fn", None)
+    return jit_function if jit_function is not None else function.copy()
 
 
 def _shared_variables(outputs) -> list[SharedVariable]:

@@ -106,13 +106,14 @@ def test_pymc_refit_reuses_the_compiled_logp(konstantopoulos, monkeypatch):
     assert refitter.n_compilations == 1
 
 
-def test_nutpie_refit_reuses_the_compiled_model(konstantopoulos, monkeypatch):
+@pytest.mark.parametrize("sampler", ["nutpie", "nutpie-numba"])
+def test_nutpie_refit_reuses_the_compiled_model(konstantopoulos, monkeypatch, sampler):
     import nutpie
 
     from bambi_meta import sampling
 
     model = bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD")
-    refitter = model.refitter("nutpie")
+    refitter = model.refitter(sampler)
     _forbid(monkeypatch, nutpie, "compile_pymc_model")
     _forbid(monkeypatch, sampling, "_compile")
     _forbid(monkeypatch, pm.Model, "logp_dlogp_function")
@@ -123,8 +124,8 @@ def test_nutpie_refit_reuses_the_compiled_model(konstantopoulos, monkeypatch):
     # shifting every effect size by 1 shifts the pooled effect by about 1 (posterior SD ~0.09)
     assert 0.9 < table.loc["mu", "Mean"] < 1.5
     assert refitter.n_compilations == 1
-    # fit() and the refitter share one compiled model
-    assert model.fit(draws=50, tune=50, random_seed=1, progressbar=False)["posterior"]
+    if sampler == "nutpie":  # fit() and the default refitter share one compiled model
+        assert model.fit(draws=50, tune=50, random_seed=1, progressbar=False)["posterior"]
 
 
 def test_refit_inputs_are_checked(konstantopoulos):
@@ -141,7 +142,7 @@ def test_refit_inputs_are_checked(konstantopoulos):
 
 
 def test_default_sampler_and_cores_by_size(monkeypatch, konstantopoulos):
-    """nutpie on the C-compiled model by default; chains in one thread below 1,000 rows."""
+    """nutpie on the PyTensor-compiled model by default, sequential chains; PyMC: below 1,000."""
     import bambi as bmb
 
     from bambi_meta.sampling import CompiledModel
@@ -162,12 +163,17 @@ def test_default_sampler_and_cores_by_size(monkeypatch, konstantopoulos):
     with pytest.raises(ValueError, match="not a setting of the default sampler"):
         model.fit(nuts={"step_scale": 0.1})
     seen.clear()
-    large = pd.concat([konstantopoulos] * 18, ignore_index=True)  # k = 1,008
+    large = bmm.MetaModel(
+        FORMULA, pd.concat([konstantopoulos] * 18, ignore_index=True), measure="SMD"
+    )  # k = 1,008
     with pytest.raises(StopIteration):
-        bmm.MetaModel(FORMULA, large, measure="SMD").fit()
-    assert seen["cores"] is None
+        large.fit()
+    assert seen["cores"] == 1
     # any other inference method goes to Bambi unchanged
     monkeypatch.setattr(bmb.Model, "fit", lambda self, **kwargs: seen.update(kwargs))
     seen.clear()
     model.fit(inference_method="pymc")
     assert seen["inference_method"] == "pymc" and seen["cores"] == 1
+    seen.clear()
+    large.fit(inference_method="pymc")
+    assert "cores" not in seen

@@ -1,4 +1,4 @@
-"""The default sampler (nutpie on the C-compiled model): reproducible, Bambi-shaped output.
+"""The default sampler (nutpie on the PyTensor-compiled model): reproducible, Bambi-shaped output.
 
 Its statistical correctness is tested against the exact posterior in test_posterior_exact.py and
 test_metaregression.py, which fit with the default sampler.
