@@ -8,9 +8,8 @@ import formulae as fm
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pymc.util import get_default_varnames
 
-from bambi_meta import _validate, printout
+from bambi_meta import _validate, printout, sampling
 from bambi_meta._datatree import as_dataset
 from bambi_meta.columns import MetaData, read_meta_data
 from bambi_meta.family import MetaAnalyticFamily
@@ -38,8 +37,6 @@ FORMULA_NAMESPACE = {"sqrt": np.sqrt, "log": np.log, "exp": np.exp, "np": np}
 # The default sampler runs chains one after the other at every k: on the 2-core test machine
 # parallel chain threads were slower at k = 56, 2,000, 20,000 and 200,000 (benchmarks/README.md).
 SEQUENTIAL_CHAINS_BELOW = 1000
-# Settings of PyMC's NUTS (Bambi's ``nuts=``) that nutpie has under another name.
-NUTPIE_SETTINGS = {"target_accept": "target_accept", "max_treedepth": "maxdepth"}
 
 
 class MetaModel(bmb.Model):
@@ -182,17 +179,18 @@ class MetaModel(bmb.Model):
             pointwise log-likelihood is this family's (per cluster when the model has clusters),
             not PyMC's single joint value.
         """
-        if inference_method in (None, "nutpie") or self.n_estimates < SEQUENTIAL_CHAINS_BELOW:
+        default_sampler = inference_method in (None, "nutpie")
+        if default_sampler or self.n_estimates < SEQUENTIAL_CHAINS_BELOW:
             kwargs.setdefault("cores", 1)
         idata_kwargs = dict(kwargs.pop("idata_kwargs", None) or {})
         wants_log_likelihood = idata_kwargs.pop("log_likelihood", False)
-        if inference_method in (None, "nutpie"):
+        if default_sampler:
             if idata_kwargs:
                 raise ValueError(
                     f"idata_kwargs {sorted(idata_kwargs)} are PyMC's; the default sampler "
                     "takes only log_likelihood. Use inference_method='pymc' for the others."
                 )
-            idata = self._fit_nutpie(draws, tune, chains, **kwargs)
+            idata = sampling.fit(self, draws=draws, tune=tune, chains=chains, **kwargs)
         else:
             if idata_kwargs:
                 kwargs["idata_kwargs"] = idata_kwargs
@@ -208,62 +206,7 @@ class MetaModel(bmb.Model):
 
         ``fit()`` and :meth:`refitter` share it; rebuilding the model compiles it again.
         """
-        from bambi_meta.sampling import CompiledModel
-
-        if not self.built:
-            self.build()
-        pymc_model = self.backend.model
-        compiled = getattr(self, "_compiled_sampler", None)
-        if compiled is None or compiled.pymc_model is not pymc_model:
-            compiled = CompiledModel(pymc_model, self._stored_variable_names())
-            self._compiled_sampler = compiled
-        return compiled
-
-    def _fit_nutpie(
-        self,
-        draws,
-        tune,
-        chains,
-        *,
-        random_seed=None,
-        cores=None,
-        progressbar=True,
-        omit_offsets=True,
-        include_response_params=False,
-        nuts=None,
-        **kwargs,
-    ):
-        for name, value in (nuts or {}).items():
-            if name not in NUTPIE_SETTINGS:
-                raise ValueError(
-                    f"nuts={{{name!r}: ...}} is not a setting of the default sampler (nutpie); "
-                    f"it takes {sorted(NUTPIE_SETTINGS)}. Use inference_method='pymc' for others."
-                )
-            kwargs[NUTPIE_SETTINGS[name]] = value
-        idata = self.compiled_sampler().sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            random_seed=random_seed,
-            progressbar=progressbar,
-            **kwargs,
-        )
-        self.backend.fit = True
-        return self.backend._clean_results(idata, omit_offsets, include_response_params)
-
-    def _stored_variable_names(self) -> list[str]:
-        """What Bambi stores: the model's variables without the likelihood's deterministics."""
-        pymc_model = self.backend.model
-        names = [
-            var.name
-            for var in get_default_varnames(
-                pymc_model.unobserved_value_vars, include_transformed=False
-            )
-        ]
-        params = set(self.family.likelihood.params)
-        deterministic = {var.name for var in pymc_model.deterministics}
-        return [name for name in names if not (name in params and name in deterministic)]
+        return sampling.compiled_model(self)
 
     def refitter(self, sampler: str = "nutpie"):
         """Compile this model once for refits on new data (see ``bambi_meta.refit``).

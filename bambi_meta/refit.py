@@ -30,7 +30,7 @@ import xarray as xr
 
 from bambi_meta import _validate
 from bambi_meta.likelihood import DATA_NAMES
-from bambi_meta.sampling import NutpieNumbaModel
+from bambi_meta.sampling import NutpieNumbaModel, stored_variable_names
 
 SAMPLERS = ("nutpie", "nutpie-numba", "pymc")
 
@@ -66,7 +66,7 @@ class Refitter:
         pymc_model = model.backend.model
         self._shared = _shared_data_variables(pymc_model)
         self._training = {key: var.get_value() for key, var in self._shared.items()}
-        self.var_names = model._stored_variable_names()
+        self.var_names = stored_variable_names(model)
         self.n_compilations = 0
         if self.sampler == "nutpie":
             self._compiled = model.compiled_sampler()

@@ -6,7 +6,8 @@ does not cache it), which dwarfs sampling a meta-analysis. Here PyTensor compile
 and its gradient as an ordinary function (its default numba backend, cached on disk across
 processes: about 1 s), the likelihood's work runs in the fused kernel
 (``bambi_meta.fused_likelihood``), and nutpie's Rust sampler calls the function through
-``nutpie.compiled_pyfunc.from_pyfunc`` (about 15-30 us of Python overhead per gradient).
+``nutpie.compiled_pyfunc.from_pyfunc`` (about 30-50 us of Python overhead per gradient, which
+matters only for small models; ``NutpieNumbaModel`` avoids it at the price of the slow compile).
 
 The likelihood's data (``bambi_meta.likelihood.DATA_NAMES``) are inputs of the compiled
 function, not constants, so :meth:`CompiledModel.sample` can refit new data without compiling.
@@ -21,9 +22,12 @@ import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.initial_point import make_initial_point_fn
+from pymc.util import get_default_varnames
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.traversal import ancestors
 
+# Settings of PyMC's NUTS (Bambi's ``nuts=``) that nutpie has under another name.
+NUTPIE_SETTINGS = {"target_accept": "target_accept", "max_treedepth": "maxdepth"}
 # nutpie's per-draw statistics kept in ``sample_stats``, under PyMC's names.
 STATISTICS = {
     "diverging": "diverging",
@@ -37,6 +41,64 @@ STATISTICS = {
     "maxdepth_reached": "reached_max_treedepth",
     "mean_tree_accept": "acceptance_rate",
 }
+
+
+def fit(
+    model,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    random_seed=None,
+    cores=None,
+    progressbar: bool = True,
+    omit_offsets: bool = True,
+    include_response_params: bool = False,
+    nuts: dict | None = None,
+    **kwargs,
+) -> xr.DataTree:
+    """``MetaModel.fit`` with the default sampler: Bambi's arguments, Bambi's output."""
+    for name, value in (nuts or {}).items():
+        if name not in NUTPIE_SETTINGS:
+            raise ValueError(
+                f"nuts={{{name!r}: ...}} is not a setting of the default sampler (nutpie); "
+                f"it takes {sorted(NUTPIE_SETTINGS)}. Use inference_method='pymc' for others."
+            )
+        kwargs[NUTPIE_SETTINGS[name]] = value
+    idata = compiled_model(model).sample(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        random_seed=random_seed,
+        progressbar=progressbar,
+        **kwargs,
+    )
+    model.backend.fit = True
+    return model.backend._clean_results(idata, omit_offsets, include_response_params)
+
+
+def compiled_model(model) -> "CompiledModel":
+    """The ``CompiledModel`` of a Bambi model, compiled on first use and kept on the model."""
+    if not model.built:
+        model.build()
+    compiled = getattr(model, "_compiled_sampler", None)
+    if compiled is None or compiled.pymc_model is not model.backend.model:
+        compiled = CompiledModel(model.backend.model, stored_variable_names(model))
+        model._compiled_sampler = compiled
+    return compiled
+
+
+def stored_variable_names(model) -> list[str]:
+    """What Bambi stores: the model's variables without the likelihood's deterministics."""
+    pymc_model = model.backend.model
+    names = [
+        var.name
+        for var in get_default_varnames(pymc_model.unobserved_value_vars, include_transformed=False)
+    ]
+    params = set(model.family.likelihood.params)
+    deterministic = {var.name for var in pymc_model.deterministics}
+    return [name for name in names if not (name in params and name in deterministic)]
 
 
 class _NutpieSampler:
