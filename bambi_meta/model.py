@@ -174,10 +174,11 @@ class MetaModel(bmb.Model):
         **kwargs
             Bambi's ``fit`` arguments. With the default sampler: ``random_seed``, ``cores``,
             ``progressbar``, ``omit_offsets``, ``include_response_params``, ``nuts`` (its
-            ``target_accept`` and ``max_treedepth``) and ``idata_kwargs``; anything else is
-            passed to ``nutpie.sample``. With ``idata_kwargs={"log_likelihood": True}`` the
-            pointwise log-likelihood is this family's (per cluster when the model has clusters),
-            not PyMC's single joint value.
+            ``target_accept`` and ``max_treedepth``) and ``idata_kwargs``; PyMC-only options
+            (``init``, ``discard_tuned_samples``, ...) raise an error that points to
+            ``inference_method="pymc"``; anything else is passed to ``nutpie.sample``. With
+            ``idata_kwargs={"log_likelihood": True}`` the pointwise log-likelihood is this
+            family's (per cluster when the model has clusters), not PyMC's single joint value.
         """
         default_sampler = inference_method in (None, "nutpie")
         if default_sampler or self.n_estimates < SEQUENTIAL_CHAINS_BELOW:

@@ -28,6 +28,8 @@ from pytensor.graph.traversal import ancestors
 
 # Settings of PyMC's NUTS (Bambi's ``nuts=``) that nutpie has under another name.
 NUTPIE_SETTINGS = {"target_accept": "target_accept", "max_treedepth": "maxdepth"}
+# Arguments of ``bambi.Model.fit`` that only PyMC's sampler understands.
+PYMC_ONLY = ("init", "n_init", "discard_tuned_samples", "step", "trace")
 # nutpie's per-draw statistics kept in ``sample_stats``, under PyMC's names.
 STATISTICS = {
     "diverging": "diverging",
@@ -58,6 +60,12 @@ def fit(
     **kwargs,
 ) -> xr.DataTree:
     """``MetaModel.fit`` with the default sampler: Bambi's arguments, Bambi's output."""
+    pymc_only = sorted(set(kwargs) & set(PYMC_ONLY))
+    if pymc_only:
+        raise ValueError(
+            f"{pymc_only} are options of PyMC's sampler, not of the default sampler (nutpie); "
+            "use inference_method='pymc' with them."
+        )
     for name, value in (nuts or {}).items():
         if name not in NUTPIE_SETTINGS:
             raise ValueError(

@@ -50,3 +50,5 @@ def test_unknown_data_names_are_refused(model):
 def test_pymc_only_options_point_to_inference_method_pymc(model):
     with pytest.raises(ValueError, match="inference_method='pymc'"):
         model.fit(idata_kwargs={"log_prior": True})
+    with pytest.raises(ValueError, match="\\['init'\\] are options of PyMC's sampler"):
+        model.fit(init="adapt_diag")
