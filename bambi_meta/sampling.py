@@ -217,7 +217,6 @@ class CompiledModel(_NutpieSampler):
         stored = [by_name[name] for name in self.var_names]
         shared = _shared_variables([logp, *stored])
         self.data = {var.name: var.get_value() for var in shared}
-        self._data_names = [var.name for var in shared]
         givens = self._unflatten(flat) | {var: var.type(name=var.name) for var in shared}
         inputs = [flat, *(givens[var] for var in shared)]
         self._logp_function = _compile(inputs, [logp, gradient], givens)
@@ -248,7 +247,7 @@ class CompiledModel(_NutpieSampler):
         """The nutpie model from the compiled functions (one per chain thread)."""
         from nutpie.compiled_pyfunc import from_pyfunc
 
-        names = self._data_names
+        names = list(self.data)
 
         def make_logp():
             function = _callable(self._logp_function)
