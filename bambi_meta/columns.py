@@ -1,5 +1,6 @@
 """The meta-analytic columns of a data frame: effect sizes, known variances and clusters."""
 
+import warnings
 from dataclasses import dataclass
 
 import formulae as fm
@@ -7,7 +8,13 @@ import numpy as np
 import pandas as pd
 
 from bambi_meta import _validate
-from bambi_meta.formula import MetaFormula, is_identifier
+from bambi_meta.formula import (
+    MetaFormula,
+    expression_variables,
+    formula_variables,
+    is_identifier,
+    single_term,
+)
 
 
 @dataclass(frozen=True)
@@ -105,23 +112,139 @@ def read_meta_data(
             )
         labels = series.to_numpy()
         if cluster_levels is not None:
-            codes = pd.Categorical(labels, categories=cluster_levels).codes.astype("int64")
+            labels, codes = match_cluster_labels(labels, cluster_levels)
     return MetaData(source, effect_sizes, variances, labels, codes)
 
 
+def match_cluster_labels(labels: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``labels`` among the fitted cluster ``levels`` (-1 for a label not among them).
+
+    A label of another type that reads the same (``"11"`` for the fitted ``11``) is the same
+    cluster: new data read from a CSV or typed by hand should not silently become a new cluster.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        The labels, with such matches replaced by the fitted level.
+    codes : numpy.ndarray of int64
+    """
+    levels = pd.Index(levels)
+    codes = levels.get_indexer(pd.Index(labels, dtype=object)).astype("int64")
+    unmatched = codes < 0
+    if unmatched.any():
+        as_text = {}
+        for position, level in enumerate(levels):
+            as_text.setdefault(str(level), []).append(position)
+        labels = np.array(labels, dtype=object)
+        for row in np.flatnonzero(unmatched):
+            positions = as_text.get(str(labels[row]), [])
+            if len(positions) == 1:
+                codes[row] = positions[0]
+                labels[row] = levels[positions[0]]
+    return labels, codes
+
+
+def check_new_data(model, data: object, argument: str, parameters: tuple[str, ...]) -> pd.DataFrame:
+    """Check new rows for prediction: the moderators the model needs, finite, in their domain.
+
+    Parameters
+    ----------
+    model : MetaModel
+        The fitted model.
+    data : object
+        What the user passed.
+    argument : str
+        The argument's name, for the messages.
+    parameters : tuple of str
+        Which modelled parameters (``"mu"``, ``"tau"``, ``"rho"``) will be evaluated on the rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``data`` itself. Cluster labels that match no fitted cluster are reported in a warning:
+        those rows are predicted as new clusters.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument, the column and the rows.
+    """
+    data = _validate.require_dataframe(data, argument)
+    formulas = {"mu": model.meta_formula.fixed, **model.scale_formulas}
+    for parameter in parameters:
+        rhs = formulas.get(parameter)
+        if rhs is None:
+            continue
+        needed = sorted(formula_variables(rhs) & set(model.data.columns))
+        absent = [name for name in needed if name not in data.columns]
+        if absent:
+            raise ValueError(
+                f"'{argument}' must give the moderator column(s) {', '.join(map(repr, needed))} "
+                f"of '{parameter} ~ {rhs}'; it lacks {', '.join(map(repr, absent))}."
+            )
+        for name in needed:
+            missing = data[name].isna().to_numpy()
+            if missing.any():
+                raise ValueError(
+                    f"'{argument}' column '{name}' must have a value on every row; "
+                    f"{_validate.describe_rows(missing)} are missing (NaN)."
+                )
+            if pd.api.types.is_numeric_dtype(model.data[name]):
+                _validate.numeric_column(data[name], name, f"'{argument}' column")
+        design = model.parameters[parameter].design.common
+        if design is not None:
+            matrix = np.asarray(design.evaluate_new_data(data).design_matrix, dtype=float)
+            bad = ~np.isfinite(matrix).all(axis=1)
+            if bad.any():
+                raise ValueError(
+                    f"The moderators of '{parameter} ~ {rhs}' are not finite on "
+                    f"{_validate.describe_rows(bad)} of '{argument}' (e.g. log of a value <= 0); "
+                    "give values inside the domain of the formula's transformations."
+                )
+    if model.cluster is not None and model.cluster in data.columns:
+        labels = data[model.cluster]
+        _validate.check_cluster_labels(labels, model.cluster, minimum=1)
+        _, codes = match_cluster_labels(labels.to_numpy(), model.cluster_levels)
+        if (codes < 0).any():
+            warnings.warn(
+                f"'{argument}' has cluster labels that match no fitted {model.cluster}: "
+                f"{_validate.describe_rows(codes < 0, labels.to_numpy())}. These rows are "
+                "predicted as NEW clusters (a fresh cluster effect).",
+                UserWarning,
+                stacklevel=3,
+            )
+    return data
+
+
 def evaluate(expression: str, frame: pd.DataFrame, namespace: dict, role: str) -> np.ndarray:
-    """Evaluate a column name or a formulae expression (``sqrt(vi)``) on ``frame`` as floats."""
+    """Evaluate a column name or an expression (``sqrt(vi)``, ``vi + 0.01``) on ``frame``.
+
+    Expressions are evaluated by formulae as ``I(<expression>)``, with the model's namespace
+    (``sqrt``, ``log``, ``exp``, ``np``).
+    """
     if is_identifier(expression):
         _validate.require_columns(frame, [expression], role.lower())
         return _validate.numeric_column(frame[expression], expression, role)
-    names = fm.model_description(f"{expression} ~ 1").response.var_names
+    wrapped = single_term(expression)
+    names = expression_variables(expression)
     _validate.require_columns(frame, sorted(names), role.lower())
     for name in names:
         _validate.numeric_column(frame[name], name, role)
-    design = fm.design_matrices(f"{expression} ~ 1", frame, "error", 1, namespace)
-    return np.asarray(design.response.design_matrix, dtype=float).ravel()
+    try:
+        design = fm.design_matrices(f"{wrapped} ~ 1", frame, "error", 1, namespace)
+    except Exception as error:  # an expression formulae or numpy cannot evaluate
+        raise ValueError(
+            f"{role} '{expression}' could not be evaluated on the data "
+            f"({type(error).__name__}: {error})."
+        ) from None
+    values = np.asarray(design.response.design_matrix, dtype=float).ravel()
+    if values.shape != (len(frame),):
+        raise ValueError(
+            f"{role} '{expression}' must give one number per row; it gives {values.size} values "
+            f"for {len(frame)} rows."
+        )
+    return values
 
 
 def _available(expression: str, frame: pd.DataFrame) -> bool:
-    names = fm.model_description(f"{expression} ~ 1").response.var_names
-    return all(name in frame.columns for name in names)
+    return expression_variables(expression) <= set(frame.columns)

@@ -239,3 +239,23 @@ def _as_dataarray(values, posterior, dim: str, labels, name: str) -> xr.DataArra
         coords={"chain": posterior["chain"], "draw": posterior["draw"], dim: labels},
         name=name,
     )
+
+
+def known_cluster_shift(model, posterior, rows, rng: np.random.Generator) -> np.ndarray:
+    """The cluster effect u_j of each row of a fitted cluster (0 for new clusters), per draw.
+
+    u_j = b_i z_j with b_i = tau_i sqrt(rho_i) at the row's scale moderators and z_j drawn from
+    its exact conditional posterior given the fitted data, one draw per posterior draw.
+
+    Returns
+    -------
+    numpy.ndarray of shape (chain, draw, n_rows)
+    """
+    conditional = conditional_effects(model, posterior)
+    z = conditional.z_mean + conditional.z_sd * rng.standard_normal(conditional.z_mean.shape)
+    codes = np.asarray(rows.cluster_codes)
+    draws = model.parameter_draws(posterior, rows, parameters=("tau", "rho"))
+    between = np.sqrt(np.square(draws["tau"]) * draws["rho"])
+    shape = (*z.shape[:-1], len(codes))
+    shift = np.where(codes >= 0, np.take(z, np.maximum(codes, 0), axis=-1), 0.0)
+    return np.broadcast_to(between * shift, shape)

@@ -22,7 +22,11 @@ PyTensor's numba backend (its default, used by ``bambi_meta.sampling`` and by Py
 kernel into the model's function; other backends call it from ``perform``.
 """
 
+import functools
+import hashlib
 import math
+from importlib.metadata import version
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -30,7 +34,8 @@ import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, grad_not_implemented, grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
-from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+from bambi_meta import _upstream
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -203,6 +208,11 @@ class ClusteredLogp(Op):
 
     def make_node(self, value, mu, tau, rho, variances, clusters, cluster_sizes, weights):
         """Build the Apply node (float64 inputs, int64 cluster codes)."""
+        # Before any graph with this Op can be compiled, PyTensor's numba backend must know the
+        # kernel (registered here, lazily, so that importing bambi_meta touches no compile cache).
+        _upstream.register_numba_implementation(
+            ClusteredLogp, _numba_clustered_logp, kernel_cache_version()
+        )
         value, mu, tau, rho, variances, cluster_sizes, weights = (
             pt.as_tensor_variable(x).astype("float64")
             for x in (value, mu, tau, rho, variances, cluster_sizes, weights)
@@ -257,7 +267,34 @@ class ClusteredLogp(Op):
 clustered_logp_op = ClusteredLogp()
 
 
-@register_funcify_default_op_cache_key(ClusteredLogp)
+def kernel_cache_version(source: bytes | None = None) -> int:
+    """A number that changes whenever the kernel's source or the package version changes.
+
+    PyTensor caches the compiled log-density of a model on disk under a key of the Op's type and
+    properties, which say nothing about the kernel's code; this number is added to that key, so an
+    edited kernel or a new release never runs a stale compiled function.
+
+    Parameters
+    ----------
+    source : bytes, optional
+        The kernel module's source (this file by default).
+
+    Returns
+    -------
+    int
+        63 bits of the SHA-256 of the source and the bambi_meta version.
+    """
+    if source is None:
+        return _this_kernel_version()
+    digest = hashlib.sha256(source + version("bambi_meta").encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+@functools.cache
+def _this_kernel_version() -> int:
+    return kernel_cache_version(Path(__file__).read_bytes())
+
+
 def _numba_clustered_logp(op, node, **kwargs):
     """The Op inside a numba-compiled PyTensor function: a call of the same kernel.
 

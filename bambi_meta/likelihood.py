@@ -31,6 +31,7 @@ import pytensor
 import pytensor.tensor as pt
 import scipy.sparse as sp
 
+from bambi_meta import _upstream
 from bambi_meta.fused_likelihood import LOG_2PI, clustered_logp_op
 
 
@@ -142,6 +143,7 @@ def meta_analytic_dist(
     variances, cluster codes and sizes, row weights), so a compiled logp can be refitted to new
     data by swapping their values (see ``bambi_meta.refit``) instead of recompiling.
     """
+    _upstream.prepare_compile_cache()
     data = meta_shared_data(observed, variances, clusters, n_clusters)
     if rho is None:
 
@@ -297,6 +299,77 @@ def cluster_loglik(stats: ClusterStatistics, indicator: sp.csr_matrix) -> np.nda
     log_det = segment_sum(np.log(stats.within), indicator) + np.log1p(stats.s_bb)
     quadratic = stats.s_rr - stats.s_br**2 / (1.0 + stats.s_bb)
     return -0.5 * (sizes * LOG_2PI + log_det + quadratic)
+
+
+def grouped_loglik(
+    residual, tau, rho, variances, clusters: np.ndarray | None, groups: np.ndarray, n_groups: int
+) -> np.ndarray:
+    r"""Log-density of each group of rows given all the other rows, shape (..., n_groups).
+
+    Rows of different clusters are independent given the parameters, so for a group :math:`g`
+
+    .. math::
+
+        \log p(y_g \mid y_{-g}) = \sum_j \left[\log p(y_{C_j}) - \log p(y_{C_j \setminus g})\right],
+
+    the sum over the clusters :math:`C_j` that ``g`` touches. Each term is the closed form of
+    :func:`cluster_loglik` on a subset of a cluster (the marginal of a subset of a
+    compound-symmetric block has the same form), from additive sums over its rows. A group
+    made of whole clusters gives their joint density (leave-one-cluster-out); one row per
+    group gives each row's density given the rest of its cluster (leave-one-out).
+
+    Parameters
+    ----------
+    residual : numpy.ndarray (..., k)
+        y - mu per draw.
+    tau, rho : numpy.ndarray, broadcastable to ``residual``
+        Heterogeneity SD and cluster share (``rho`` unused without clusters).
+    variances : numpy.ndarray (k,)
+        Known sampling variances.
+    clusters : numpy.ndarray of int (k,) or None
+        Cluster codes 0..J-1; ``None`` without a cluster level (rows independent).
+    groups : numpy.ndarray of int (k,)
+        Group codes 0..n_groups-1.
+    n_groups : int
+        Number of groups.
+
+    Returns
+    -------
+    numpy.ndarray (..., n_groups)
+    """
+    residual = np.asarray(residual, dtype=float)
+    group_indicator = cluster_indicator(groups, n_groups)
+    tau2 = np.square(tau)
+    if clusters is None:
+        total = variances + tau2
+        rows = -0.5 * (LOG_2PI + np.log(total) + residual**2 / total)
+        return segment_sum(np.broadcast_to(rows, residual.shape), group_indicator)
+    within = np.broadcast_to(variances + tau2 * (1.0 - rho), residual.shape)
+    between = np.broadcast_to(np.sqrt(tau2 * rho), residual.shape)
+    per_row = np.stack(
+        [
+            np.broadcast_to(1.0, residual.shape),
+            np.log(within),
+            between**2 / within,
+            between * residual / within,
+            residual**2 / within,
+        ]
+    )
+    pairs, pair_codes = np.unique(
+        np.asarray(clusters, dtype=np.int64) * n_groups + groups, return_inverse=True
+    )
+    pair_cluster, pair_group = np.divmod(pairs, n_groups)
+    pair_sums = segment_sum(per_row, cluster_indicator(pair_codes, len(pairs)))
+    cluster_sums = segment_sum(per_row, cluster_indicator(clusters, int(clusters.max()) + 1))
+    whole = _subset_loglik(cluster_sums[..., pair_cluster])
+    rest = _subset_loglik(cluster_sums[..., pair_cluster] - pair_sums)
+    return segment_sum(whole - rest, cluster_indicator(pair_group, n_groups))
+
+
+def _subset_loglik(sums: np.ndarray) -> np.ndarray:
+    """Joint log-density of a set of rows of one cluster from its sums (n, log d, bb, br, rr)."""
+    n, log_d, s_bb, s_br, s_rr = sums
+    return -0.5 * (n * LOG_2PI + log_d + np.log1p(s_bb) + s_rr - s_br**2 / (1.0 + s_bb))
 
 
 def estimate_loglik(residual, stats: ClusterStatistics, clusters: np.ndarray) -> np.ndarray:

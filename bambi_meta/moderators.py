@@ -23,6 +23,7 @@ import xarray as xr
 
 from bambi_meta._datatree import as_dataset, posterior_of
 from bambi_meta.columns import MetaData
+from bambi_meta.formula import single_term
 from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
 
 # The raw design must reproduce the centred one to this relative precision (float rounding of
@@ -40,7 +41,7 @@ def coefficient_draws(model, posterior) -> dict[str, dict[str, np.ndarray]]:
     model : MetaModel
         The fitted model.
     posterior : xarray.Dataset or xarray.DataTree
-        Its posterior group.
+        Its posterior group (as ``model.fit()`` stores it: raw scale).
 
     Returns
     -------
@@ -54,65 +55,136 @@ def coefficient_draws(model, posterior) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for name in model.conditional_parameters:
         component = model.parameters[name]
-        sampled, columns = _sampled_coefficients(component, posterior)
-        if not columns:
+        values, _ = _gather_coefficients(component, posterior)
+        if values.shape[-1] == 0:
             continue
-        rhs = model.meta_formula.fixed if name == "mu" else model.scale_formulas[name]
-        raw = fm.design_matrices(f"{model.meta_formula.response} ~ {rhs}", model.data).common
-        raw_matrix = np.asarray(raw.design_matrix, dtype=float)
-        centred = np.asarray(component.design.common.design_matrix, dtype=float)
-        transform = _raw_scale_transform(raw_matrix, centred)
+        transform = raw_scale_transform(model, name)
         if transform is None:
-            warnings.warn(
-                f"The coefficients of '{name}' cannot be put on the raw scale: the centred design "
-                "of the fitted model is not a linear map of the raw one (e.g. an interaction "
-                "without its main effects). They are reported as sampled, with the moderators "
-                "centred at their means.",
-                UserWarning,
-                stacklevel=2,
-            )
-            out[name] = dict(zip(columns, np.moveaxis(sampled, -1, 0), strict=True))
-            continue
-        prefix = "" if name == "mu" else f"{name}_"
-        values = np.einsum("rc,...c->...r", transform, sampled)
-        labels = [prefix + label for label in raw.as_dataframe().columns]
+            labels = _gather_coefficients(component, posterior)[1]
+        else:
+            prefix = "" if name == "mu" else f"{name}_"
+            labels = [prefix + label for label in _raw_design(model, name).as_dataframe().columns]
         out[name] = dict(zip(labels, np.moveaxis(values, -1, 0), strict=True))
     return out
 
 
-def raw_scale_summary_draws(model, posterior, draws: dict[str, np.ndarray]) -> dict:
-    """Replace the sampled (centred) coefficients in ``draws`` by their raw-scale versions.
+def to_raw_scale(model, posterior) -> xr.Dataset:
+    r"""The posterior with every coefficient on the raw scale of its moderators.
+
+    The sampler works with centred continuous moderators (so the intercepts sit at their means,
+    where their priors act); this maps the draws to the raw scale, :math:`\beta_r = A\beta_c`,
+    under the same variable names (``Intercept`` at x = 0, as Bambi's ``center_predictors``
+    stores it), so ArviZ, ``bmm.summary`` and the references report the same numbers.
 
     Parameters
     ----------
     model : MetaModel
-        The fitted model.
+        The model that was fitted.
     posterior : xarray.Dataset or xarray.DataTree
-        Its posterior group.
-    draws : dict of str to numpy.ndarray
-        Flattened posterior draws as ``summary`` tabulates them (``name`` or ``name[level]``).
+        Draws as sampled.
 
     Returns
     -------
-    dict of str to numpy.ndarray
-        The same entries in the same order, with each parameter's block of coefficients
-        replaced, where it first appears, by :func:`coefficient_draws`.
+    xarray.Dataset
     """
-    posterior = as_dataset(posterior)
-    raw = coefficient_draws(model, posterior)
-    owner = {}
-    for name in raw:
-        for label in _sampled_coefficients(model.parameters[name], posterior)[1]:
-            owner[label] = name
-    out, done = {}, set()
-    for label, values in draws.items():
-        name = owner.get(label)
-        if name is None:
-            out[label] = values
-        elif name not in done:
-            out.update(raw[name])
-            done.add(name)
+    return _map_coefficients(model, as_dataset(posterior), inverse=False)
+
+
+def to_sampled_scale(model, posterior) -> xr.Dataset:
+    """The inverse of :func:`to_raw_scale`: the coefficients the model's centred design takes.
+
+    Bambi's own prediction machinery multiplies the model's design (centred moderators) by the
+    stored coefficients, so it needs them on the sampled scale.
+    """
+    return _map_coefficients(model, as_dataset(posterior), inverse=True)
+
+
+def raw_scale_transform(model, parameter: str) -> np.ndarray | None:
+    """The matrix A with centred design = raw design @ A, or None if the designs differ.
+
+    Computed from the fitted rows once per model and parameter (``mu``, ``tau``, ``rho``).
+    """
+    cache = model.__dict__.setdefault("_raw_scale_transforms", {})
+    if parameter not in cache:
+        component = model.parameters[parameter]
+        centred = np.asarray(component.design.common.design_matrix, dtype=float)
+        raw = np.asarray(_raw_design(model, parameter).design_matrix, dtype=float)
+        cache[parameter] = _solve_transform(raw, centred)
+    return cache[parameter]
+
+
+def _raw_design(model, parameter: str):
+    rhs = model.meta_formula.fixed if parameter == "mu" else model.scale_formulas[parameter]
+    return fm.design_matrices(
+        f"{single_term(model.meta_formula.response)} ~ {rhs}",
+        model.data,
+        "error",
+        1,
+        model.formula_namespace,
+    ).common
+
+
+def _map_coefficients(model, posterior: xr.Dataset, inverse: bool) -> xr.Dataset:
+    out = posterior.copy()
+    for name in model.conditional_parameters:
+        component = model.parameters[name]
+        if component.design.common is None:
+            continue
+        transform = raw_scale_transform(model, name)
+        if transform is None:
+            if not inverse:
+                warnings.warn(
+                    f"The coefficients of '{name}' cannot be put on the raw scale: the centred "
+                    "design of the fitted model is not a linear map of the raw one (e.g. an "
+                    "interaction without its main effects). They are reported as sampled, with "
+                    "the moderators centred at their means.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            continue
+        values, _ = _gather_coefficients(component, posterior)
+        matrix = np.linalg.inv(transform) if inverse else transform
+        mapped = np.einsum("rc,...c->...r", matrix, values)
+        _scatter_coefficients(component, out, mapped)
     return out
+
+
+def _coefficient_variables(component) -> list[tuple[str, slice]]:
+    """(posterior variable, design columns) of each common term, in design-column order."""
+    blocks = []
+    for term_name, columns in component.design.common.slices.items():
+        term = component.intercept_term if term_name == "Intercept" else None
+        if term is None:
+            term = component.common_terms[term_name]
+        blocks.append((term.alias or term.name, columns))
+    return blocks
+
+
+def _gather_coefficients(component, posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+    """Draws (chain, draw, p) of a component's common coefficients, in design-column order."""
+    if component.design.common is None:
+        return np.empty((posterior.sizes["chain"], posterior.sizes["draw"], 0)), []
+    blocks, labels = [], []
+    for variable, columns in _coefficient_variables(component):
+        values = posterior[variable]
+        extra = [dim for dim in values.dims if dim not in ("chain", "draw")]
+        array = values.transpose("chain", "draw", *extra).to_numpy()
+        blocks.append(array.reshape(*array.shape[:2], columns.stop - columns.start))
+        if extra:
+            labels += [f"{variable}[{level}]" for level in values[extra[0]].to_numpy()]
+        else:
+            labels.append(variable)
+    return np.concatenate(blocks, axis=-1), labels
+
+
+def _scatter_coefficients(component, posterior: xr.Dataset, values: np.ndarray) -> None:
+    """Write (chain, draw, p) coefficient draws back into the component's variables."""
+    for variable, columns in _coefficient_variables(component):
+        current = posterior[variable]
+        extra = [dim for dim in current.dims if dim not in ("chain", "draw")]
+        ordered = current.transpose("chain", "draw", *extra)
+        block = values[..., columns].reshape(ordered.shape)
+        posterior[variable] = ordered.copy(data=block).transpose(*current.dims)
 
 
 def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -201,32 +273,7 @@ def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> p
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=names))
 
 
-def _sampled_coefficients(component, posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
-    """Draws (chain, draw, p) of a component's common coefficients, in design-column order."""
-    common = component.design.common
-    if common is None:
-        return np.empty((0,)), []
-    blocks, labels = [], []
-    for term_name, columns in common.slices.items():
-        term = component.intercept_term if term_name == "Intercept" else None
-        if term is None:
-            term = component.common_terms[term_name]
-        variable = term.alias or term.name
-        values = posterior[variable]
-        extra = [dim for dim in values.dims if dim not in ("chain", "draw")]
-        values = values.transpose("chain", "draw", *extra).to_numpy()
-        width = columns.stop - columns.start
-        values = values.reshape(*values.shape[:2], width)
-        blocks.append(values)
-        if extra:
-            levels = posterior[variable][extra[0]].to_numpy()
-            labels += [f"{variable}[{level}]" for level in levels]
-        else:
-            labels.append(variable)
-    return np.concatenate(blocks, axis=-1), labels
-
-
-def _raw_scale_transform(raw: np.ndarray, centred: np.ndarray) -> np.ndarray | None:
+def _solve_transform(raw: np.ndarray, centred: np.ndarray) -> np.ndarray | None:
     """The matrix A with centred = raw @ A (square and exact), or None if there is none."""
     if raw.shape != centred.shape or np.linalg.matrix_rank(raw) < raw.shape[1]:
         return None

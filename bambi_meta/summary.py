@@ -9,7 +9,6 @@ import xarray as xr
 
 from bambi_meta._datatree import as_dataset
 from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
-from bambi_meta.moderators import raw_scale_summary_draws
 
 RHAT_LIMIT = 1.01
 ESS_LIMIT = 400
@@ -48,7 +47,6 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
     posterior = as_dataset(idata["posterior"])
     names = _parameter_names(model, posterior)
     draws = _flatten(posterior[names])
-    draws = raw_scale_summary_draws(model, posterior, draws)
     if (
         model.parameters["mu"].intercept_term is not None
         and not model.parameters["mu"].common_terms
@@ -104,6 +102,11 @@ def heterogeneity_posterior(model, idata) -> dict[str, np.ndarray]:
 def warn_about_convergence(idata, table: pd.DataFrame) -> None:
     """Warn, with what to do, when R-hat, ESS or divergences signal an unreliable fit."""
     problems = []
+    if "posterior" in idata.children and idata["posterior"].sizes.get("chain", 0) < 2:
+        problems.append(
+            "R-hat cannot be computed from a single chain (it compares chains; shown as NaN), "
+            "so non-convergence would go unnoticed; fit with chains >= 2"
+        )
     high_rhat = table.index[table["R-hat"] > RHAT_LIMIT].tolist()
     if high_rhat:
         problems.append(f"R-hat > {RHAT_LIMIT} for {', '.join(high_rhat)} (chains disagree)")
@@ -119,7 +122,8 @@ def warn_about_convergence(idata, table: pd.DataFrame) -> None:
             "The posterior may be unreliable: "
             + "; ".join(problems)
             + ". Run more draws (draws=, tune=), more chains, or raise target_accept "
-            "(e.g. fit(target_accept=0.95)); check priors that allow implausible values.",
+            "towards 1 (e.g. fit(target_accept=0.95)); check priors that allow implausible "
+            "values.",
             ConvergenceWarning,
             stacklevel=3,
         )
