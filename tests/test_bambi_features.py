@@ -69,7 +69,8 @@ def test_interpret_predictions_of_a_district_include_its_effect(konstantopoulos_
     # The mean of a known district is mu + u_j: the exact posterior means of mu + u_j
     # (tests/data exact JSON: mu 0.1806; u_11 -0.180, u_58 -0.228, u_71 0.517), not mu for all.
     # bmb.interpret reports the posterior mean of 8000 draws; SD ~0.1-0.2 gives an MC error
-    # below 0.005 (4 x 1000 effective draws), and the draws of u_j add about as much: 0.02 is 4 MCSE.
+    # below 0.005 (4 x 1000 effective draws), and the draws of u_j add about as much: 0.02 is
+    # about 4 MCSE.
     exact = exact_reference("dat.konstantopoulos2011")
     mu = exact["estimates"]["mu"]["mean"]
     effects = {int(row["cluster"]): row["mean"] for row in exact["cluster_effects"]}
