@@ -178,9 +178,10 @@ def check_new_data(model, data: object, argument: str, parameters: tuple[str, ..
         needed = sorted(formula_variables(rhs) & set(model.data.columns))
         absent = [name for name in needed if name not in data.columns]
         if absent:
+            kind = "location" if parameter == "mu" else "scale"
             raise ValueError(
-                f"'{argument}' must give the moderator column(s) {', '.join(map(repr, needed))} "
-                f"of '{parameter} ~ {rhs}'; it lacks {', '.join(map(repr, absent))}."
+                f"'{argument}' must give the {kind} moderators {', '.join(map(repr, needed))} "
+                f"(of '{parameter} ~ {rhs}'); it lacks {', '.join(map(repr, absent))}."
             )
         for name in needed:
             missing = data[name].isna().to_numpy()

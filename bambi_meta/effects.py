@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta._datatree import posterior_of
+from bambi_meta._datatree import as_dataset, draw_blocks, posterior_of
 from bambi_meta.likelihood import cluster_indicator, cluster_statistics
 
 QUANTILES = (0.025, 0.5, 0.975)
@@ -84,6 +84,33 @@ def conditional_effects(model, posterior) -> ConditionalEffects:
     return ConditionalEffects(z_mean, np.sqrt(z_var), b, true_mean, np.sqrt(true_var))
 
 
+@dataclass(frozen=True)
+class ClusterPosterior:
+    """The standardised cluster effects z_j | y, theta ~ N(z_mean, z_sd^2), per draw.
+
+    Arrays of shape (chain, draw, n_clusters); empty last axis without clusters.
+    """
+
+    z_mean: np.ndarray
+    z_sd: np.ndarray
+
+
+def cluster_posterior(model, posterior) -> ClusterPosterior:
+    """Conditional posterior of every standardised cluster effect, computed in blocks of draws.
+
+    Only (chain, draw, clusters) arrays are kept; the per-row work of
+    :func:`conditional_effects` runs on blocks of draws (``_datatree.draw_blocks``).
+    """
+    posterior = as_dataset(posterior)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], model.family.n_clusters or 0)
+    z_mean, z_sd = np.empty(shape), np.empty(shape)
+    for (chain, draws), block in draw_blocks(posterior, model.n_estimates):
+        conditional = conditional_effects(model, block)
+        z_mean[chain, draws] = conditional.z_mean[0]
+        z_sd[chain, draws] = conditional.z_sd[0]
+    return ClusterPosterior(z_mean, z_sd)
+
+
 def cluster_effects(model, idata, random_seed=None, relative: bool = True) -> Effects:
     """Shrunken cluster effects: the deviations u_j, or the cluster means mu + u_j.
 
@@ -110,24 +137,31 @@ def cluster_effects(model, idata, random_seed=None, relative: bool = True) -> Ef
     Notes
     -----
     With a scale model (tau ~ z) the rows of a cluster have different b_i; the reported cluster
-    effect uses the cluster's mean b_i.
+    effect uses the cluster's mean b_i. Memory: (chain, draw, clusters) arrays; the per-row work
+    runs in blocks of draws.
     """
     if not model.family.has_clusters:
         raise ValueError("cluster_effects needs a model with a cluster level, '(1|cluster)'.")
     posterior, rng = posterior_of(idata), np.random.default_rng(random_seed)
-    conditional = conditional_effects(model, posterior)
     rows = model.meta_data()
     indicator = cluster_indicator(rows.cluster_codes, model.family.n_clusters)
     sizes = np.asarray(indicator.sum(axis=0)).ravel()
-    scale = _cluster_mean(conditional.between, indicator, sizes)
-    mean, sd = scale * conditional.z_mean, scale * conditional.z_sd
-    if not relative:
-        location = _cluster_mean(model.parameter_draws(posterior)["mu"], indicator, sizes)
-        mean = mean + location
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], model.family.n_clusters)
+    mean, sd = np.empty(shape), np.empty(shape)
+    for (chain, draws), block in draw_blocks(posterior, model.n_estimates):
+        conditional = conditional_effects(model, block)
+        scale = _cluster_mean(conditional.between, indicator, sizes)[0]
+        mean[chain, draws] = scale * conditional.z_mean[0]
+        sd[chain, draws] = scale * conditional.z_sd[0]
+        if not relative:
+            location = model.parameter_draws(block, parameters=("mu",))["mu"]
+            mean[chain, draws] += _cluster_mean(location, indicator, sizes)[0]
     sampled = mean + sd * rng.standard_normal(mean.shape)
     labels = model.cluster_levels
     draws = _as_dataarray(sampled, posterior, model.cluster, labels, "cluster_effect")
-    table = _rao_blackwell_table(mean, sd, sampled, pd.Index(labels, name=model.cluster))
+    summary = RaoBlackwellSummary(shape[-1])
+    summary.add(mean, sd)
+    table = summary.table(sampled, pd.Index(labels, name=model.cluster))
     table.insert(0, "n", sizes.astype(int))
     return Effects(draws, table)
 
@@ -149,15 +183,22 @@ def true_effects(model, idata, random_seed=None) -> Effects:
     Effects
         ``draws`` with dims (chain, draw, estimate); ``table`` with the observed ``yi`` and ``vi``
         (and cluster), the Rao-Blackwellised ``Mean`` and ``SD``, and quantiles from the draws.
+        Memory: the (chain, draw, estimate) draws asked for, plus per-row work in blocks.
     """
     posterior, rng = posterior_of(idata), np.random.default_rng(random_seed)
-    conditional = conditional_effects(model, posterior)
-    mean, sd = conditional.true_mean, conditional.true_sd
-    sampled = mean + sd * rng.standard_normal(mean.shape)
     rows = model.meta_data()
-    labels = np.arange(1, len(rows.variances) + 1)
+    k = len(rows.variances)
+    sampled = np.empty((posterior.sizes["chain"], posterior.sizes["draw"], k))
+    summary = RaoBlackwellSummary(k)
+    for (chain, draws), block in draw_blocks(posterior, k):
+        conditional = conditional_effects(model, block)
+        mean = conditional.true_mean
+        sd = np.broadcast_to(conditional.true_sd, mean.shape)
+        summary.add(mean, sd)
+        sampled[chain, draws] = (mean + sd * rng.standard_normal(mean.shape))[0]
+    labels = np.arange(1, k + 1)
     draws = _as_dataarray(sampled, posterior, "estimate", labels, "true_effect")
-    table = _rao_blackwell_table(mean, sd, sampled, pd.Index(labels, name="estimate"))
+    table = summary.table(sampled, pd.Index(labels, name="estimate"))
     table.insert(0, "vi", rows.variances)
     table.insert(0, "yi", rows.effect_sizes)
     if model.cluster is not None:
@@ -177,68 +218,33 @@ def draw_replicates(model, posterior, rows, rng: np.random.Generator) -> np.ndar
     -------
     numpy.ndarray of shape (chain, draw, k)
     """
-    conditional = conditional_effects(model, posterior)
-    if rows.frame is None:
-        true = conditional.true_mean + conditional.true_sd * rng.standard_normal(
-            conditional.true_mean.shape
+    posterior = as_dataset(posterior)
+    if rows.frame is not None:
+        true = draw_new_true_effects(
+            model, posterior, cluster_posterior(model, posterior), rows, rng
         )
     else:
-        true = draw_new_true_effects(model, posterior, conditional, rows, rng)
+        k = len(rows.variances)
+        true = np.empty((posterior.sizes["chain"], posterior.sizes["draw"], k))
+        for (chain, draws), block in draw_blocks(posterior, k):
+            conditional = conditional_effects(model, block)
+            noise = rng.standard_normal(conditional.true_mean.shape)
+            true[chain, draws] = (conditional.true_mean + conditional.true_sd * noise)[0]
     return true + np.sqrt(rows.variances) * rng.standard_normal(true.shape)
 
 
-def draw_new_true_effects(model, posterior, conditional, rows, rng) -> np.ndarray:
+def draw_new_true_effects(model, posterior, clusters: ClusterPosterior, rows, rng) -> np.ndarray:
     """True effects of new rows: known clusters keep their (conditional) effect."""
     draws = model.parameter_draws(posterior, rows)
     tau2 = np.square(draws["tau"])
     shape = (*draws["mu"].shape[:-1], len(rows.frame))
     if not model.family.has_clusters:
         return draws["mu"] + np.sqrt(tau2) * rng.standard_normal(shape)
-    z_known = conditional.z_mean + conditional.z_sd * rng.standard_normal(conditional.z_mean.shape)
+    z_known = clusters.z_mean + clusters.z_sd * rng.standard_normal(clusters.z_mean.shape)
     z = _cluster_z_for_rows(z_known, rows, rng)
     between = np.sqrt(tau2 * draws["rho"]) * z
     within = np.sqrt(tau2 * (1.0 - draws["rho"])) * rng.standard_normal(shape)
     return draws["mu"] + between + within
-
-
-def _cluster_z_for_rows(z_known: np.ndarray, rows, rng: np.random.Generator) -> np.ndarray:
-    """Standardised effect z of each row: its known cluster's draw, or fresh per new cluster."""
-    codes = rows.cluster_codes
-    z = np.take(z_known, np.maximum(codes, 0), axis=-1)
-    is_new = codes < 0
-    if is_new.any():
-        labels = np.asarray(rows.cluster_labels)[is_new]
-        new_labels, new_index = np.unique(labels, return_inverse=True)
-        fresh = rng.standard_normal((*z_known.shape[:-1], len(new_labels)))
-        z[..., is_new] = fresh[..., new_index]
-    return z
-
-
-def _cluster_mean(values: np.ndarray, indicator, sizes: np.ndarray) -> np.ndarray:
-    values = np.broadcast_to(values, (*values.shape[:-1], indicator.shape[0]))
-    flat = values.reshape(-1, values.shape[-1])
-    return (np.asarray(flat @ indicator) / sizes).reshape(*values.shape[:-1], indicator.shape[1])
-
-
-def _rao_blackwell_table(mean, sd, sampled, index: pd.Index) -> pd.DataFrame:
-    """Mean = E[E[x|theta]], SD^2 = E[Var(x|theta)] + Var(E[x|theta]); quantiles from draws."""
-    mean_flat = mean.reshape(-1, mean.shape[-1])
-    sd_flat = np.broadcast_to(sd, mean.shape).reshape(-1, mean.shape[-1])
-    total_sd = np.sqrt(np.mean(sd_flat**2, axis=0) + np.var(mean_flat, axis=0, ddof=1))
-    quantiles = np.quantile(sampled.reshape(-1, sampled.shape[-1]), QUANTILES, axis=0)
-    table = pd.DataFrame({"Mean": mean_flat.mean(axis=0), "SD": total_sd}, index=index)
-    for q, values in zip(QUANTILES, quantiles, strict=True):
-        table[f"{q:g}"] = values
-    return table
-
-
-def _as_dataarray(values, posterior, dim: str, labels, name: str) -> xr.DataArray:
-    return xr.DataArray(
-        values,
-        dims=("chain", "draw", dim),
-        coords={"chain": posterior["chain"], "draw": posterior["draw"], dim: labels},
-        name=name,
-    )
 
 
 def known_cluster_shift(model, posterior, rows, rng: np.random.Generator) -> np.ndarray:
@@ -251,11 +257,72 @@ def known_cluster_shift(model, posterior, rows, rng: np.random.Generator) -> np.
     -------
     numpy.ndarray of shape (chain, draw, n_rows)
     """
-    conditional = conditional_effects(model, posterior)
-    z = conditional.z_mean + conditional.z_sd * rng.standard_normal(conditional.z_mean.shape)
+    clusters = cluster_posterior(model, posterior)
+    z = clusters.z_mean + clusters.z_sd * rng.standard_normal(clusters.z_mean.shape)
     codes = np.asarray(rows.cluster_codes)
     draws = model.parameter_draws(posterior, rows, parameters=("tau", "rho"))
     between = np.sqrt(np.square(draws["tau"]) * draws["rho"])
-    shape = (*z.shape[:-1], len(codes))
     shift = np.where(codes >= 0, np.take(z, np.maximum(codes, 0), axis=-1), 0.0)
-    return np.broadcast_to(between * shift, shape)
+    return np.broadcast_to(between * shift, (*z.shape[:-1], len(codes)))
+
+
+def _cluster_z_for_rows(z_known: np.ndarray, rows, rng: np.random.Generator) -> np.ndarray:
+    """Standardised effect z of each row: its known cluster's draw, or fresh per new cluster."""
+    codes = rows.cluster_codes
+    z = np.take(z_known, np.maximum(codes, 0), axis=-1)
+    is_new = codes < 0
+    if is_new.any():
+        labels = np.asarray(rows.cluster_labels)[is_new]
+        new_labels, new_index = np.unique(labels.astype(str), return_inverse=True)
+        fresh = rng.standard_normal((*z_known.shape[:-1], len(new_labels)))
+        z[..., is_new] = fresh[..., new_index]
+    return z
+
+
+def _cluster_mean(values: np.ndarray, indicator, sizes: np.ndarray) -> np.ndarray:
+    values = np.broadcast_to(values, (*values.shape[:-1], indicator.shape[0]))
+    flat = values.reshape(-1, values.shape[-1])
+    return (np.asarray(flat @ indicator) / sizes).reshape(*values.shape[:-1], indicator.shape[1])
+
+
+class RaoBlackwellSummary:
+    """Mean = E[E[x|theta]], SD^2 = E[Var(x|theta)] + Var(E[x|theta]), from running sums.
+
+    Blocks of draws of the conditional means and SDs are added one at a time (O(columns)
+    memory); quantiles come from the sampled draws.
+    """
+
+    def __init__(self, n_columns: int):
+        self.count = 0
+        self.sum_mean = np.zeros(n_columns)
+        self.sum_mean_sq = np.zeros(n_columns)
+        self.sum_var = np.zeros(n_columns)
+
+    def add(self, mean: np.ndarray, sd: np.ndarray) -> None:
+        """Add draws (..., columns) of the conditional mean and SD."""
+        sd = np.broadcast_to(sd, mean.shape).reshape(-1, mean.shape[-1])
+        mean = mean.reshape(-1, mean.shape[-1])
+        self.count += len(mean)
+        self.sum_mean += mean.sum(axis=0)
+        self.sum_mean_sq += np.square(mean).sum(axis=0)
+        self.sum_var += np.square(sd).sum(axis=0)
+
+    def table(self, sampled: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        """Mean, SD and the quantiles of ``sampled`` (..., columns)."""
+        mean = self.sum_mean / self.count
+        variance_of_mean = (self.sum_mean_sq - self.count * mean**2) / (self.count - 1)
+        total_sd = np.sqrt(self.sum_var / self.count + np.maximum(variance_of_mean, 0.0))
+        quantiles = np.quantile(sampled.reshape(-1, sampled.shape[-1]), QUANTILES, axis=0)
+        table = pd.DataFrame({"Mean": mean, "SD": total_sd}, index=index)
+        for q, values in zip(QUANTILES, quantiles, strict=True):
+            table[f"{q:g}"] = values
+        return table
+
+
+def _as_dataarray(values, posterior, dim: str, labels, name: str) -> xr.DataArray:
+    return xr.DataArray(
+        values,
+        dims=("chain", "draw", dim),
+        coords={"chain": posterior["chain"], "draw": posterior["draw"], dim: labels},
+        name=name,
+    )

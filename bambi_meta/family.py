@@ -14,6 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta import _validate, effects
+from bambi_meta._datatree import draw_blocks
 from bambi_meta.formula import expression_variables
 from bambi_meta.likelihood import grouped_loglik, meta_analytic_dist
 
@@ -100,8 +101,6 @@ class MetaAnalyticFamily(bmb.Family):
         """
         unit = kwargs.get("unit", self.log_likelihood_unit)
         rows = model.meta_data(data, require_response=True)
-        draws = model.parameter_draws(posterior, rows)
-        residual = rows.effect_sizes - draws["mu"]
         clusters = cluster_labels = None
         if self.has_clusters:
             clusters, cluster_labels = rows.cluster_codes_in_data()
@@ -119,9 +118,19 @@ class MetaAnalyticFamily(bmb.Family):
                 )
             groups, dim = codes, unit
         n_groups = int(groups.max()) + 1
-        values = grouped_loglik(
-            residual, draws["tau"], draws.get("rho"), rows.variances, clusters, groups, n_groups
-        )
+        values = np.empty((posterior.sizes["chain"], posterior.sizes["draw"], n_groups))
+        for (chain, draws), block in draw_blocks(posterior, len(rows.variances)):
+            parameters = model.parameter_draws(block, rows)
+            residual = rows.effect_sizes - parameters["mu"]
+            values[chain, draws] = grouped_loglik(
+                residual,
+                parameters["tau"],
+                parameters.get("rho"),
+                rows.variances,
+                clusters,
+                groups,
+                n_groups,
+            )[0]
         if labels is None:
             labels = np.arange(n_groups)
         return xr.DataArray(

@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta._datatree import as_dataset, posterior_of
-from bambi_meta.columns import MetaData
+from bambi_meta.columns import MetaData, check_new_data
 from bambi_meta.formula import single_term
 from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
 
@@ -217,29 +217,13 @@ def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> p
             "heterogeneity_at() needs a location-scale model ('tau ~ z' or 'rho ~ z'); this "
             "model has constant tau and rho: see summary_heterogeneity()."
         )
-    if not isinstance(data, pd.DataFrame) or len(data) == 0:
-        raise TypeError(
-            f"'data' must be a pandas DataFrame with at least one row of moderator values; got "
-            f"{type(data).__name__}."
-        )
     if not 0 < level < 1:
         raise ValueError(f"'level' must be between 0 and 1; got {level!r}.")
-    needed = sorted(
-        set().union(
-            *(fm.model_description(f"y ~ {rhs}").var_names for rhs in model.scale_formulas.values())
-        )
-        - {"y"}
-    )
-    absent = [name for name in needed if name not in data.columns]
-    if absent:
-        raise ValueError(
-            f"'data' must give the scale moderators {', '.join(map(repr, needed))}; missing "
-            f"{', '.join(map(repr, absent))}."
-        )
+    scale_parameters = tuple(name for name in model.family.likelihood.params if name != "mu")
+    data = check_new_data(model, data, "data", scale_parameters)
     posterior = posterior_of(idata)
     frame = data.reset_index(drop=True)
     rows = MetaData(frame, None, None, None, None)
-    scale_parameters = tuple(name for name in model.family.likelihood.params if name != "mu")
     draws = model.parameter_draws(posterior, rows, parameters=scale_parameters)
     design = np.asarray(model.parameters["mu"].design.common.design_matrix)
     typical = typical_sampling_variance(model.meta_data().variances, design)

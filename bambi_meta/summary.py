@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta._datatree import as_dataset
+from bambi_meta._datatree import as_dataset, draw_blocks
 from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
 
 RHAT_LIMIT = 1.01
@@ -88,15 +88,22 @@ def summary_heterogeneity(model, idata) -> pd.DataFrame:
 def heterogeneity_posterior(model, idata) -> dict[str, np.ndarray]:
     """Draws (chain, draw) of every row of :func:`summary_heterogeneity`."""
     posterior = as_dataset(idata["posterior"])
-    draws = model.parameter_draws(posterior)
     design = np.asarray(model.parameters["mu"].design.common.design_matrix)
     typical = typical_sampling_variance(model.meta_data().variances, design)
-    shape = (posterior.sizes["chain"], posterior.sizes["draw"], 1)
-    tau = np.broadcast_to(draws["tau"], np.broadcast_shapes(draws["tau"].shape, shape))
-    rho = draws.get("rho")
-    if rho is not None:
-        rho = np.broadcast_to(rho, np.broadcast_shapes(rho.shape, tau.shape))
-    return heterogeneity_draws(tau, rho, typical)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+    scale_parameters = tuple(name for name in model.family.likelihood.params if name != "mu")
+    out: dict[str, np.ndarray] = {}
+    for (chain, draws), block in draw_blocks(posterior, model.n_estimates):
+        parameters = model.parameter_draws(block, parameters=scale_parameters)
+        tau = parameters["tau"]
+        tau = np.broadcast_to(tau, np.broadcast_shapes(tau.shape, (1, block.sizes["draw"], 1)))
+        rho = parameters.get("rho")
+        if rho is not None:
+            rho = np.broadcast_to(rho, np.broadcast_shapes(rho.shape, tau.shape))
+            tau = np.broadcast_to(tau, rho.shape)
+        for name, values in heterogeneity_draws(tau, rho, typical).items():
+            out.setdefault(name, np.empty(shape))[chain, draws] = values[0]
+    return out
 
 
 def warn_about_convergence(idata, table: pd.DataFrame) -> None:
