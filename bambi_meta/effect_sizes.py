@@ -316,12 +316,14 @@ def proportion(measure, xi, mi, *, add: float, to: str) -> Estimates:
     ni = xi + mi
     pri = xi / ni
     with np.errstate(divide="ignore", invalid="ignore"):
-        yi, vi = {
-            "PR": lambda: (pri, pri * (1 - pri) / ni),
-            "PLN": lambda: (np.log(pri), 1 / xi - 1 / ni),
-            "PLO": lambda: (np.log(pri / (1 - pri)), 1 / xi + 1 / mi),
-            "PAS": lambda: (np.arcsin(np.sqrt(pri)), 1 / (4 * ni)),
-        }[measure]()
+        if measure == "PR":
+            yi, vi = pri, pri * (1 - pri) / ni
+        elif measure == "PLN":
+            yi, vi = np.log(pri), 1 / xi - 1 / ni
+        elif measure == "PLO":
+            yi, vi = np.log(pri / (1 - pri)), 1 / xi + 1 / mi
+        else:  # PAS
+            yi, vi = np.arcsin(np.sqrt(pri)), 1 / (4 * ni)
     return Estimates(yi, vi, sample_sizes, (undefined,))
 
 
