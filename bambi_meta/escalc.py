@@ -4,7 +4,8 @@
 ``yi``, their sampling variances ``vi`` and the total sample sizes ``ni`` added, and records the
 measure in ``data.attrs["escalc"]``. The formulas are in :mod:`bambi_meta.effect_sizes`; this
 module reads and checks the arguments, applies metafor's rules for undefined values and maps each
-measure to the default priors of :class:`bambi_meta.MetaModel` (:data:`ESCALC_MEASURES`).
+measure to the default priors of :class:`bambi_meta.MetaModel`
+(:data:`~bambi_meta.escalc.ESCALC_MEASURES`).
 """
 
 import warnings
@@ -215,13 +216,13 @@ def escalc(
 
     Group 1 is the treatment group (``yi > 0`` when it has the larger mean or risk). For
     MC/SMCC/SMCR, ``yi = m1i - m2i`` (pass the post-test as ``m1i``) and SMCR standardises by
-    ``sd1i`` (the pre-test SD). See :data:`ESCALC_MEASURES` for each measure's description and
-    why it gets those default priors.
+    ``sd1i`` (the pre-test SD). See :data:`~bambi_meta.escalc.ESCALC_MEASURES` for each
+    measure's description and why it gets those default priors.
 
     Parameters
     ----------
     measure : str
-        One of the measures above (a key of :data:`ESCALC_MEASURES`).
+        One of the measures above (a key of :data:`~bambi_meta.escalc.ESCALC_MEASURES`).
     data : pandas.DataFrame
         One row per study (or estimate).
     ai, bi, ci, di, n1i, n2i, x1i, x2i, t1i, t2i, m1i, m2i, sd1i, sd2i, xi, mi, ti, sdi, ni : str
@@ -255,8 +256,9 @@ def escalc(
     -------
     pandas.DataFrame
         A copy of ``data`` with the new columns and ``attrs["escalc"] = {"measure": ...,
-        "yi": ..., "vi": ..., "ni": <column or None>}``, which :func:`model_arguments` turns
-        into MetaModel's ``measure`` and ``sample_sizes``.
+        "yi": ..., "vi": ..., "ni": <column or None>}``, which
+        :func:`~bambi_meta.escalc.model_arguments` turns into MetaModel's ``measure`` and
+        ``sample_sizes``.
 
     Warns
     -----
@@ -547,7 +549,7 @@ def model_arguments(
     Parameters
     ----------
     data : pandas.DataFrame
-        The model's data, possibly returned by :func:`escalc`.
+        The model's data, possibly returned by :func:`bambi_meta.escalc`.
     measure : str, optional
         The ``measure`` passed to MetaModel, if any.
     effect_sizes : str, optional
