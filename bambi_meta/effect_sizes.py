@@ -240,7 +240,7 @@ def olkin_pratt_factor(ni: np.ndarray, ri: np.ndarray) -> np.ndarray:
     and fall at least like :math:`\prod_{j<k} j/(c+j)`, so they drop below 1e-17 of the sum
     within a few dozen terms. Against mpmath (40 digits) on a grid of n from 5 to 1e5 and r from
     1e-3 to 0.99 the relative error is below 4e-14. (metafor calls GSL's ``hyperg_2F1``, which
-    is off by up to 1e-3 for even n from 8 to 20 with :math:`|r| \le 0.05`.)
+    is off by up to 1e-3 for some even n, e.g. n = 8, 10, 20 with :math:`|r| \le 0.05`.)
     """
     c, z = (ni - 2) / 2, 1 - ri**2
     small = c < 14

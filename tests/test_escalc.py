@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import bambi_meta as bmm
+from bambi_meta.effect_sizes import olkin_pratt_factor
 from bambi_meta.escalc import (
     ESCALC_MEASURES,
     UndefinedEffectSizeWarning,
@@ -104,6 +105,18 @@ def test_every_continuity_correction_is_checked_on_zero_cells(measure):
     assert any("add" in option for option in options)
     if ESCALC_MEASURES[measure].drop00:
         assert any(option.get("drop00") for option in options)
+
+
+def test_olkin_pratt_factor_is_accurate_where_gsl_is_not():
+    # 2F1(1/2, 1/2; (n-2)/2; 1 - r^2) from mpmath 1.4.1 at 40 digits. GSL's hyperg_2F1 (metafor's
+    # UCOR) gives 1.1324955719053247, 1.0865249087975046 and 1.0317227720209796 for the first
+    # three (relative errors 1e-3, 4e-5, 3e-7), so UCOR is compared with metafor only where GSL is
+    # accurate (every UCOR reference row agrees to 1e-12, so none falls in that region).
+    n = np.array([8, 10, 20, 5, 1832, 100000], dtype=float)
+    r = np.array([0.05, 0.01, 0.001, 0.3, 0.15, 0.001])
+    exact = [1.1310709951032336, 1.0864841651443027, 1.0317224772429794, 1.3272372818926783,
+             1.0002673978510657, 1.0000050002075087]  # fmt: skip
+    np.testing.assert_allclose(olkin_pratt_factor(n, r), exact, rtol=1e-13, atol=0)
 
 
 def test_shipped_normand1999_is_the_reference_data():
