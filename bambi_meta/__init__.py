@@ -2,9 +2,11 @@
 
 from importlib.metadata import version
 
+from bambi_meta import transf
 from bambi_meta.bayes_factors import bayes_factor, inclusion_bayes_factors, marginal_likelihood
 from bambi_meta.datasets import DATASETS, load_dataset
 from bambi_meta.effects import Effects, cluster_effects, true_effects
+from bambi_meta.escalc import UndefinedEffectSizeWarning, escalc
 from bambi_meta.frequentist import FrequentistFit, fit_frequentist, lrt
 from bambi_meta.model import MetaModel
 from bambi_meta.moderators import coefficient_draws, heterogeneity_at
@@ -28,10 +30,12 @@ __all__ = [
     "UNIT_INFORMATION_SD",
     "ConvergenceWarning",
     "MetaModel",
+    "UndefinedEffectSizeWarning",
     "__version__",
     "bayes_factor",
     "cluster_effects",
     "coefficient_draws",
+    "escalc",
     "fit_frequentist",
     "heterogeneity_at",
     "heterogeneity_posterior",
@@ -47,6 +51,7 @@ __all__ = [
     "prior_density",
     "summary",
     "summary_heterogeneity",
+    "transf",
     "true_effects",
     "unit_information_sd",
 ]

@@ -286,3 +286,27 @@ def check_prior(name: str, prior: object) -> None:
             else "a bambi.Prior (only tau and rho can be fixed at a number)"
         )
         raise ValueError(f"priors={{{name!r}: ...}} must be {allowed}; got {prior!r}.")
+
+
+def check_nonnegative_number(value: object, name: str) -> float:
+    """Check a finite scalar >= 0."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(f"'{name}' must be a number >= 0; got {value!r}.") from None
+    if not np.isfinite(number) or number < 0:
+        raise ValueError(f"'{name}' must be finite and >= 0; got {value!r}.")
+    return number
+
+
+def check_rows(values: np.ndarray, ok: np.ndarray, name: str, allowed: str) -> None:
+    """Raise a ValueError naming the rows of ``values`` that are infinite or where ``ok`` fails.
+
+    NaN (a missing value) passes: the caller decides what a missing value means. ``name`` says
+    what the values are, e.g. ``"escalc(measure='OR'): 'ai' (column 'tpos')"``, and ``allowed``
+    what they must be, e.g. ``"a count >= 0"``.
+    """
+    values = np.asarray(values, dtype=float)
+    bad = ~np.isnan(values) & (np.isinf(values) | ~np.asarray(ok, dtype=bool))
+    if bad.any():
+        raise ValueError(f"{name} must be {allowed}; {describe_rows(bad, values)}.")
