@@ -77,12 +77,15 @@ def numeric_column(values: object, name: str, role: str) -> np.ndarray:
         or pd.api.types.is_complex_dtype(dtype)
         or isinstance(dtype, pd.PeriodDtype)
     ):
-        raise TypeError(f"{role} '{name}' must hold real numbers; it has dtype {dtype}.")
+        raise TypeError(
+            f"{role} '{name}' must be numeric; it has dtype {dtype} (booleans, dates and "
+            "complex numbers are not read as numbers)."
+        )
     odd = series.map(lambda x: isinstance(x, (complex, np.complexfloating, np.datetime64)))
     if series.dtype == object and odd.any():
         raise TypeError(
-            f"{role} '{name}' must hold real numbers; "
-            f"{describe_rows(odd.to_numpy(), series.to_numpy())} do not."
+            f"{role} '{name}' must be numeric; {describe_rows(odd.to_numpy(), series.to_numpy())}"
+            " are not real numbers."
         )
     converted = pd.to_numeric(series, errors="coerce")
     not_numbers = converted.isna().to_numpy() & series.notna().to_numpy()
