@@ -12,6 +12,7 @@ import xarray as xr
 from bambi_meta import _upstream, _validate, effects, printout, sampling
 from bambi_meta._datatree import as_dataset
 from bambi_meta.columns import MetaData, check_new_data, read_meta_data
+from bambi_meta.escalc import ESCALC_MEASURES, model_arguments, prior_measure
 from bambi_meta.family import MetaAnalyticFamily
 from bambi_meta.formula import (
     RESPONSE_FUNCTION,
@@ -117,10 +118,19 @@ class MetaModel(bmb.Model):
             additionals, self.meta_formula.cluster is not None
         )
         data = _validate.require_dataframe(data)
+        # A data frame made by bmm.escalc records its measure (and sample-size column).
+        recorded = model_arguments(data, measure, effect_sizes=self.meta_formula.response)
+        measure = recorded.get("measure", measure)
+        if sample_sizes is None and uisd is None:
+            sample_sizes = recorded.get("sample_sizes")
         if measure is None:
             raise ValueError(
-                f"'measure' is required (it sets the default priors): one of {', '.join(MEASURES)}."
+                f"'measure' is required (it sets the default priors): one of {', '.join(MEASURES)}"
+                f", or any measure of bmm.escalc ({', '.join(ESCALC_MEASURES)}); it is "
+                "read from the data when bmm.escalc computed the effect sizes."
             )
+        if isinstance(measure, str) and measure.upper() in ESCALC_MEASURES:
+            measure = prior_measure(measure.upper())
         self.measure = _validate.check_choice(measure, "measure", MEASURES)
         data = self._drop_or_reject_missing(data, additionals, dropna)
         moderators = self._moderator_variables(data)

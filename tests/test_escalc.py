@@ -363,3 +363,21 @@ def test_transforms_keep_pandas_labels_like_ufuncs():
         result = getattr(bmm.transf, name)(bounds)
         assert isinstance(result, pd.Series) and list(result.index) == list(bounds.index), name
     assert bmm.transf.iarcsin(bounds).tolist() == [0.0, np.sin(0.5) ** 2, 1.0]  # clipped
+
+
+# ---------------------------------------------------------------------------------------------
+# MetaModel reads the escalc record (build only: no sampling)
+# ---------------------------------------------------------------------------------------------
+def test_metamodel_takes_the_measure_and_sample_sizes_from_the_record():
+    bcg = bmm.load_dataset("dat.bcg")
+    ratios = bmm.escalc("RR", bcg, ai="tpos", bi="tneg", ci="cpos", di="cneg")
+    assert bmm.MetaModel("yi | se(vi) ~ 1", ratios).measure == "RR"
+    differences = bmm.escalc("RD", bcg, ai="tpos", bi="tneg", ci="cpos", di="cneg")
+    model = bmm.MetaModel("yi | se(vi) ~ 1", differences)
+    # RD has no fixed unit-information SD: sqrt(sum n / sum 1/v) from escalc's 'ni' column
+    expected = np.sqrt(differences["ni"].sum() / np.sum(1 / differences["vi"]))
+    assert (model.measure, model.uisd) == ("RD", pytest.approx(expected, rel=1e-12))
+    with pytest.raises(ValueError, match="measure='SMD' disagrees with the data.*'RD'"):
+        bmm.MetaModel("yi | se(vi) ~ 1", differences, measure="SMD")
+    # an escalc measure name given explicitly gets its prior family
+    assert bmm.MetaModel("yi | se(vi) ~ 1", bcg, measure="peto").measure == "OR"
