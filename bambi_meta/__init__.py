@@ -12,7 +12,12 @@ from bambi_meta.model import MetaModel
 from bambi_meta.moderators import coefficient_draws, heterogeneity_at
 from bambi_meta.plots import plot_bubble, plot_forest, plot_funnel, plot_posterior, prior_density
 from bambi_meta.prediction import prediction_intervals
-from bambi_meta.priors import MEASURES, UNIT_INFORMATION_SD, unit_information_sd
+from bambi_meta.priors import (
+    MEASURES,
+    UNIT_INFORMATION_SD,
+    PriorDataConflictWarning,
+    unit_information_sd,
+)
 from bambi_meta.summary import (
     ConvergenceWarning,
     heterogeneity_posterior,
@@ -30,6 +35,7 @@ __all__ = [
     "UNIT_INFORMATION_SD",
     "ConvergenceWarning",
     "MetaModel",
+    "PriorDataConflictWarning",
     "UndefinedEffectSizeWarning",
     "__version__",
     "bayes_factor",

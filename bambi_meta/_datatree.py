@@ -13,9 +13,9 @@ def posterior_of(idata: xr.DataTree) -> xr.Dataset:
     return as_dataset(idata["posterior"])
 
 
-# Values per array in one block of draws: 2**21 float64 values (16 MB), so that the handful of
-# per-row temporaries of a block stay small whatever k is.
-BLOCK_VALUES = 2**21
+# Values per array in one block of draws: 2**20 float64 values (8 MB), so that the dozen or so
+# per-row temporaries of a block stay below ~100 MB whatever k and the number of draws are.
+BLOCK_VALUES = 2**20
 
 
 def draw_blocks(posterior: xr.Dataset, n_rows: int, budget: int = BLOCK_VALUES):

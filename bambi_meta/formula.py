@@ -75,7 +75,12 @@ def check_formula_text(formula: str) -> None:
             f"names starting with '_' ({', '.join(map(repr, underscored))}) cannot be read by "
             "formulae; rename the column(s), e.g. data.rename(columns={'_x': 'x'}).",
         )
-    for side in _QUOTED.sub("''", formula).split("~"):
+    for side in _QUOTED.sub("''", formula).replace("**", "^").split("~"):
+        dangling = re.search(r"(^\s*[+*:/^]|[+*:/^-]\s*$|[+*:/]\s*[+*:/)])", side)
+        if dangling and side.strip():
+            raise formula_error(
+                formula, f"the operator in {dangling[0].strip()!r} has a term missing on one side."
+            )
         match = _MISSING_OPERATOR.search(side.replace(" = ", "=").replace("= ", "="))
         if match:
             raise formula_error(

@@ -30,7 +30,8 @@ import xarray as xr
 
 from bambi_meta import _validate
 from bambi_meta.likelihood import DATA_NAMES
-from bambi_meta.sampling import NutpieNumbaModel, stored_variable_names
+from bambi_meta.moderators import to_raw_scale
+from bambi_meta.sampling import NutpieNumbaModel, check_fit_arguments, stored_variable_names
 
 SAMPLERS = ("nutpie", "nutpie-numba", "pymc")
 
@@ -118,6 +119,16 @@ class Refitter:
         xarray.DataTree
             With a ``posterior`` group named as in ``model.fit()``, so ``bmm.summary`` works.
         """
+        options = dict(kwargs, random_seed=random_seed)
+        check_fit_arguments(
+            "pymc" if self.sampler == "pymc" else "nutpie",
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            options=options,
+        )
+        random_seed = options.pop("random_seed")
+        kwargs = options
         values = self._new_values(data, effect_sizes, variances, keep)
         if self.sampler != "pymc":
             idata = self._compiled.sample(
@@ -141,7 +152,9 @@ class Refitter:
                     var_names=self.var_names,
                     **kwargs,
                 )
-        return self.model.backend._clean_results(idata, True, False)
+        idata = self.model.backend._clean_results(idata, True, False)
+        idata["posterior"] = to_raw_scale(self.model, idata["posterior"])
+        return idata
 
     @contextmanager
     def data(self, values: dict):
