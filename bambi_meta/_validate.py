@@ -42,17 +42,17 @@ def describe_rows(mask: np.ndarray, values: Sequence | np.ndarray | None = None)
 
 
 def require_dataframe(data: object, name: str = "data") -> pd.DataFrame:
-    """Check that ``data`` is a pandas DataFrame with at least one row and unique column names."""
+    """Check that ``data`` is a pandas DataFrame with at least one row."""
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"'{name}' must be a pandas DataFrame; got {type(data).__name__}.")
     if len(data) == 0:
         raise ValueError(f"'{name}' has no rows.")
-    check_names_unique(data)
     return data
 
 
 def require_columns(data: pd.DataFrame, columns: Sequence[str], role: str) -> None:
-    """Check that the variables named in the formula exist in ``data``."""
+    """Check that the variables named in the formula exist in ``data``, each exactly once."""
+    check_names_unique(data[[name for name in columns if name in data.columns]])
     missing = [name for name in columns if name not in data.columns]
     if missing:
         available = ", ".join(map(str, data.columns))
@@ -115,8 +115,11 @@ def check_reserved_names(moderators: Sequence[str]) -> None:
 
 
 def check_moderators_vary(data: pd.DataFrame, names: Sequence[str]) -> None:
-    """A moderator that takes one value is confounded with the intercept."""
+    """A moderator takes one kind of value, and two values or more (else it is the intercept)."""
     for name in names:
+        check_one_kind(
+            data[name].dropna(), f"Moderator '{name}'", "it is neither numeric nor categorical"
+        )
         if data[name].nunique(dropna=True) < 2:
             raise ValueError(
                 f"Moderator '{name}' is constant (every row has {data[name].iloc[0]!r}); it is "
@@ -151,20 +154,26 @@ def check_cluster_labels(values: pd.Series, name: str, minimum: int = 2) -> None
             f"Cluster column '{name}' must have a label on every row; {describe_rows(missing)} "
             "are missing (NaN)."
         )
-    kinds = values.map(_label_kind)
-    if kinds.nunique() > 1:
-        differ = describe_rows((kinds != kinds.iloc[0]).to_numpy(), values.to_numpy())
-        raise ValueError(
-            f"Cluster column '{name}' mixes kinds of labels ({', '.join(sorted(kinds.unique()))}),"
-            f" so 11 and '11' would be different clusters: {differ} differ from row 1. Convert "
-            f"the column to one type, e.g. data['{name}'] = data['{name}'].astype(str)."
-        )
+    check_one_kind(values, f"Cluster column '{name}'", "11 and '11' would be different clusters")
     n_clusters = values.nunique()
     if n_clusters < minimum:
         raise ValueError(
             f"Cluster column '{name}' has a single cluster ({values.iloc[0]!r}); the cluster "
             "level (rho) cannot be estimated from one cluster. Drop '(1|"
             f"{name})' from the formula to fit the ordinary random-effects model."
+        )
+
+
+def check_one_kind(values: pd.Series, what: str, why: str) -> None:
+    """The values of a column of labels must be of one kind (numbers, text, ...), not mixed."""
+    kinds = values.map(_label_kind)
+    if kinds.nunique() > 1:
+        differ = describe_rows((kinds != kinds.iloc[0]).to_numpy(), values.to_numpy())
+        name = values.name if values.name is not None else "x"
+        raise ValueError(
+            f"{what} mixes kinds of values ({', '.join(sorted(kinds.unique()))}), so {why}: "
+            f"{differ} differ from row 1. Convert the column to one type, e.g. "
+            f"data['{name}'] = data['{name}'].astype(str)."
         )
 
 

@@ -227,12 +227,14 @@ def evaluate(expression: str, frame: pd.DataFrame, namespace: dict, role: str) -
         _validate.require_columns(frame, [expression], role.lower())
         return _validate.numeric_column(frame[expression], expression, role)
     wrapped = single_term(expression)
-    names = expression_variables(expression)
-    _validate.require_columns(frame, sorted(names), role.lower())
-    for name in names:
-        _validate.numeric_column(frame[name], name, role)
+    names = sorted(expression_variables(expression))
+    _validate.require_columns(frame, names, role.lower())
+    numbers = pd.DataFrame(
+        {name: _validate.numeric_column(frame[name], name, role) for name in names},
+        index=frame.index,
+    )
     try:
-        design = fm.design_matrices(f"{wrapped} ~ 1", frame, "error", 1, namespace)
+        design = fm.design_matrices(f"{wrapped} ~ 1", numbers, "error", 1, namespace)
     except Exception as error:  # an expression formulae or numpy cannot evaluate
         raise ValueError(
             f"{role} '{expression}' could not be evaluated on the data "

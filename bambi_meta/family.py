@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta import _validate, effects
-from bambi_meta._datatree import draw_blocks
+from bambi_meta._datatree import as_dataset, draw_blocks
 from bambi_meta.formula import expression_variables
 from bambi_meta.likelihood import grouped_loglik, meta_analytic_dist
 
@@ -73,6 +73,7 @@ class MetaAnalyticFamily(bmb.Family):
         """
         data = kwargs.get("data")
         rng = np.random.default_rng(random_seed)
+        posterior = as_dataset(posterior)
         uncertainty = model.meta_formula.uncertainty
         if data is not None and not expression_variables(uncertainty) <= set(data.columns):
             raise ValueError(

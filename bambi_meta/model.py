@@ -133,6 +133,7 @@ class MetaModel(bmb.Model):
             measure = prior_measure(measure.upper())
         self.measure = _validate.check_choice(measure, "measure", MEASURES)
         data = self._drop_or_reject_missing(data, additionals, dropna)
+        data = _with_numeric_response_columns(data, self.meta_formula)
         moderators = self._moderator_variables(data)
         _validate.check_reserved_names(moderators)
         _validate.check_moderators_vary(data, moderators)
@@ -746,6 +747,22 @@ def is_continuous_moderator(data: pd.DataFrame, namespace: dict, factor: str) ->
     (term,) = design.common.terms.values()
     values = np.asarray(design.common.design_matrix)
     return all(c.kind == "numeric" for c in term.components) and values.dtype != bool
+
+
+def _with_numeric_response_columns(data: pd.DataFrame, form: MetaFormula) -> pd.DataFrame:
+    """A copy of ``data`` whose effect-size and uncertainty columns are float64.
+
+    They are checked to hold numbers; columns read from text (``"0.118"``) or of object dtype
+    would otherwise reach formulae as categorical variables.
+    """
+    names = sorted(expression_variables(form.response) | expression_variables(form.uncertainty))
+    roles = {name: "Effect sizes" for name in expression_variables(form.response)}
+    data = data.copy()
+    for name in names:
+        data[name] = _validate.numeric_column(
+            data[name], name, roles.get(name, "Sampling uncertainty")
+        )
+    return data
 
 
 def _sample_sizes(data: pd.DataFrame, column: str) -> np.ndarray:

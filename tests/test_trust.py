@@ -329,7 +329,7 @@ def _mixed_labels(data):
 @pytest.mark.parametrize(
     ("change", "formula", "error", "message"),
     [
-        (_mixed_labels, FORMULA, ValueError, "mixes kinds of labels"),
+        (_mixed_labels, FORMULA, ValueError, "mixes kinds of values"),
         (lambda d: pd.concat([d, d[["year"]]], axis=1), FORMULA, ValueError,
          "duplicate column names 'year'"),
         (lambda d: d.assign(yi=pd.Timestamp("2020-01-01")), FORMULA, TypeError,
