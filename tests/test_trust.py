@@ -330,7 +330,7 @@ def _mixed_labels(data):
     ("change", "formula", "error", "message"),
     [
         (_mixed_labels, FORMULA, ValueError, "mixes kinds of values"),
-        (lambda d: pd.concat([d, d[["year"]]], axis=1), FORMULA, ValueError,
+        (lambda d: pd.concat([d, d[["year"]]], axis=1), "yi | se(vi) ~ 1 + year", ValueError,
          "duplicate column names 'year'"),
         (lambda d: d.assign(yi=pd.Timestamp("2020-01-01")), FORMULA, TypeError,
          "must be numeric; it has dtype datetime64"),
