@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 
 import bambi_meta as bmm
-from bambi_meta.effect_sizes import olkin_pratt_factor
-from bambi_meta.escalc import (
+from bambi_meta.bambi_ext.priors import MEASURES
+from bambi_meta.effect_sizes.escalc import (
     ESCALC_MEASURES,
     UndefinedEffectSizeWarning,
     measure_from_attrs,
     model_arguments,
     prior_measure,
 )
-from bambi_meta.priors import MEASURES
+from bambi_meta.effect_sizes.measures import olkin_pratt_factor
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "escalc_reference.json").read_text())
 CASES = REFERENCE["cases"]
@@ -127,7 +127,7 @@ def test_shipped_normand1999_is_the_reference_data():
 
 
 def test_docstring_examples_run():
-    for name in ("bambi_meta.escalc", "bambi_meta.transf"):
+    for name in ("bambi_meta.effect_sizes.escalc", "bambi_meta.effect_sizes.transf"):
         result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, name
 

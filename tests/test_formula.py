@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bambi_meta as bmm
-from bambi_meta.formula import center_continuous_moderators, parse_meta_formula
+from bambi_meta.bambi_ext.formula import center_continuous_moderators, parse_meta_formula
 
 
 def test_parse_variances_sds_cluster_and_moderators():

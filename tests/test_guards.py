@@ -5,7 +5,7 @@ import pytest
 from conftest import exact_reference
 
 import bambi_meta as bmm
-from bambi_meta.heterogeneity import heterogeneity_draws
+from bambi_meta.stats.heterogeneity import heterogeneity_draws
 
 
 def observed_logp(model, point):

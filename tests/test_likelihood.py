@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import bambi_meta as bmm
-from bambi_meta.likelihood import (
+from bambi_meta.engine.likelihood import (
     cluster_indicator,
     cluster_loglik,
     cluster_statistics,

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from bambi_meta.formula import SCALE_PARAMETERS, uncentred_name
+from bambi_meta.bambi_ext.formula import SCALE_PARAMETERS, uncentred_name
 
 INDENT = "\n" + " " * 25
 

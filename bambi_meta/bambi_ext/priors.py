@@ -48,7 +48,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bambi_meta._validate import check_choice, check_positive_number
-from bambi_meta.formula import SCALE_PARAMETERS
+from bambi_meta.bambi_ext.formula import SCALE_PARAMETERS
 
 UNIT_INFORMATION_SD = {
     "SMD": float(np.sqrt(2.0)),  # standardised mean difference (Cohen's d, Hedges' g)

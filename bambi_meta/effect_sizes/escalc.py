@@ -2,10 +2,10 @@
 
 ``escalc(measure, data, ai="tpos", ...)`` returns a copy of ``data`` with the effect sizes
 ``yi``, their sampling variances ``vi`` and the total sample sizes ``ni`` added, and records the
-measure in ``data.attrs["escalc"]``. The formulas are in :mod:`bambi_meta.effect_sizes`; this
-module reads and checks the arguments, applies metafor's rules for undefined values and maps each
-measure to the default priors of :class:`bambi_meta.MetaModel`
-(:data:`~bambi_meta.escalc.ESCALC_MEASURES`).
+measure in ``data.attrs["escalc"]``. The formulas are in :mod:`bambi_meta.effect_sizes.measures`;
+this module reads and checks the arguments, applies metafor's rules for undefined values and maps
+each measure to the default priors of :class:`bambi_meta.MetaModel`
+(:data:`~bambi_meta.effect_sizes.escalc.ESCALC_MEASURES`).
 """
 
 import warnings
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bambi_meta import effect_sizes
 from bambi_meta._validate import (
     check_choice,
     check_nonnegative_number,
@@ -24,7 +23,8 @@ from bambi_meta._validate import (
     numeric_column,
     require_dataframe,
 )
-from bambi_meta.priors import DATA_DEPENDENT_MEASURES
+from bambi_meta.bambi_ext.priors import DATA_DEPENDENT_MEASURES
+from bambi_meta.effect_sizes import measures
 
 CORRECTIONS = ("all", "only0", "if0all", "none")
 
@@ -65,7 +65,7 @@ class Measure:
     kinds : mapping of str to str
         For each argument, what its values must be (a key of ``_KINDS``).
     compute : callable
-        The function of :mod:`bambi_meta.effect_sizes` that computes it.
+        The function of :mod:`bambi_meta.effect_sizes.measures` that computes it.
     prior : str
         The measure :class:`bambi_meta.MetaModel` uses for the default priors (one of
         :data:`bambi_meta.MEASURES`).
@@ -78,7 +78,7 @@ class Measure:
     description: str
     arguments: tuple[str, ...]
     kinds: Mapping[str, str]
-    compute: Callable[..., effect_sizes.Estimates]
+    compute: Callable[..., measures.Estimates]
     prior: str
     prior_rationale: str
     vtypes: tuple[str, ...] = ("LS",)
@@ -86,8 +86,8 @@ class Measure:
     drop00: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        counts = (effect_sizes.two_by_two, effect_sizes.proportion, effect_sizes.incidence_rate)
-        two_groups = (effect_sizes.two_by_two, effect_sizes.rate_comparison)
+        counts = (measures.two_by_two, measures.proportion, measures.incidence_rate)
+        two_groups = (measures.two_by_two, measures.rate_comparison)
         object.__setattr__(self, "counts", self.compute in (*counts, *two_groups))
         object.__setattr__(self, "drop00", self.compute in two_groups)
 
@@ -98,9 +98,9 @@ _2X2 = ("ai", "bi|n1i", "ci", "di|n2i")
 _MEANS_ARGS = ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")
 _CHANGE_ARGS = ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri")
 _PROP_ARGS = ("xi", "mi|ni")
-_two_by_two, _means = effect_sizes.two_by_two, effect_sizes.two_group_means
-_cor, _prop, _rate = effect_sizes.correlation, effect_sizes.proportion, effect_sizes.incidence_rate
-_one_mean, _change = effect_sizes.single_mean, effect_sizes.mean_change
+_two_by_two, _means = measures.two_by_two, measures.two_group_means
+_cor, _prop, _rate = measures.correlation, measures.proportion, measures.incidence_rate
+_one_mean, _change = measures.single_mean, measures.mean_change
 
 #: The escalc measures: arguments, formula, default priors (``prior``, ``prior_rationale``).
 ESCALC_MEASURES: dict[str, Measure] = {
@@ -146,9 +146,9 @@ ESCALC_MEASURES: dict[str, Measure] = {
                     "GEN", f"a log mean (not a ratio); {_GEN_N}"),
     # two groups, events and person-time
     "IRR": Measure("log incidence rate ratio", ("x1i", "t1i", "x2i", "t2i"), _RATES,
-                   effect_sizes.rate_comparison, "IRR", "log incidence rate ratio"),
+                   measures.rate_comparison, "IRR", "log incidence rate ratio"),
     "IRD": Measure("incidence rate difference", ("x1i", "t1i", "x2i", "t2i"), _RATES,
-                   effect_sizes.rate_comparison, "GEN", f"a rate difference; {_GEN_T}"),
+                   measures.rate_comparison, "GEN", f"a rate difference; {_GEN_T}"),
     # one group measured twice
     "MC": Measure("raw mean change", _CHANGE_ARGS, _CHANGE, _change, "GEN",
                   f"in the outcome's units; {_GEN_N}"),
@@ -199,7 +199,7 @@ def escalc(
 
     The arguments have metafor's names and take COLUMN NAMES of ``data``. Each measure equals
     metafor 3.8-1's ``escalc()`` with the same arguments (to 1e-12, relative; see
-    ``tests/data/escalc_reference.R``); the formulas are in :mod:`bambi_meta.effect_sizes`.
+    ``tests/data/escalc_reference.R``); the formulas are in :mod:`bambi_meta.effect_sizes.measures`.
 
     ========================  ===========================================  ======================
     measure                   arguments                                    default priors
@@ -216,13 +216,14 @@ def escalc(
 
     Group 1 is the treatment group (``yi > 0`` when it has the larger mean or risk). For
     MC/SMCC/SMCR, ``yi = m1i - m2i`` (pass the post-test as ``m1i``) and SMCR standardises by
-    ``sd1i`` (the pre-test SD). See :data:`~bambi_meta.escalc.ESCALC_MEASURES` for each
+    ``sd1i`` (the pre-test SD). See :data:`~bambi_meta.effect_sizes.escalc.ESCALC_MEASURES` for each
     measure's description and why it gets those default priors.
 
     Parameters
     ----------
     measure : str
-        One of the measures above (a key of :data:`~bambi_meta.escalc.ESCALC_MEASURES`).
+        One of the measures above (a key of
+        :data:`~bambi_meta.effect_sizes.escalc.ESCALC_MEASURES`).
     data : pandas.DataFrame
         One row per study (or estimate).
     ai, bi, ci, di, n1i, n2i, x1i, x2i, t1i, t2i, m1i, m2i, sd1i, sd2i, xi, mi, ti, sdi, ni : str
@@ -257,8 +258,8 @@ def escalc(
     pandas.DataFrame
         A copy of ``data`` with the new columns and ``attrs["escalc"] = {"measure": ...,
         "yi": ..., "vi": ..., "ni": <column or None>}``, which
-        :func:`~bambi_meta.escalc.model_arguments` turns into MetaModel's ``measure`` and
-        ``sample_sizes``.
+        :func:`~bambi_meta.effect_sizes.escalc.model_arguments` turns into MetaModel's
+        ``measure`` and ``sample_sizes``.
 
     Warns
     -----

@@ -22,9 +22,9 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta._datatree import as_dataset, posterior_of
-from bambi_meta.columns import MetaData, check_new_data
-from bambi_meta.formula import single_term
-from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
+from bambi_meta.bambi_ext.columns import MetaData, check_new_data
+from bambi_meta.bambi_ext.formula import single_term
+from bambi_meta.stats.heterogeneity import heterogeneity_draws, typical_sampling_variance
 
 # The raw design must reproduce the centred one to this relative precision (float rounding of
 # centring is ~1e-15 relative; a design that is not a linear map of the raw one is off by O(1)).

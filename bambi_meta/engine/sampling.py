@@ -5,11 +5,11 @@ compiles anew in every process (11-14 s on the 2-core test machine, whatever the
 does not cache it), which dwarfs sampling a meta-analysis. Here PyTensor compiles the log-density
 and its gradient as an ordinary function (its default numba backend, cached on disk across
 processes: about 1 s), the likelihood's work runs in the fused kernel
-(``bambi_meta.fused_likelihood``), and nutpie's Rust sampler calls the function through
+(``bambi_meta.engine.fused``), and nutpie's Rust sampler calls the function through
 ``nutpie.compiled_pyfunc.from_pyfunc`` (about 30-50 us of Python overhead per gradient, which
 matters only for small models; ``NutpieNumbaModel`` avoids it at the price of the slow compile).
 
-The likelihood's data (``bambi_meta.likelihood.DATA_NAMES``) are inputs of the compiled
+The likelihood's data (``bambi_meta.engine.likelihood.DATA_NAMES``) are inputs of the compiled
 function, not constants, so :meth:`CompiledModel.sample` can refit new data without compiling.
 """
 

@@ -32,7 +32,7 @@ import pytensor.tensor as pt
 import scipy.sparse as sp
 
 from bambi_meta import _upstream
-from bambi_meta.fused_likelihood import LOG_2PI, clustered_logp_op
+from bambi_meta.engine.fused import LOG_2PI, clustered_logp_op
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,7 +141,7 @@ def meta_analytic_dist(
 
     The data enter as PyTensor shared variables named in ``DATA_NAMES`` (effect sizes,
     variances, cluster codes and sizes, row weights), so a compiled logp can be refitted to new
-    data by swapping their values (see ``bambi_meta.refit``) instead of recompiling.
+    data by swapping their values (see ``bambi_meta.engine.refit``) instead of recompiling.
     """
     _upstream.prepare_compile_cache()
     data = meta_shared_data(observed, variances, clusters, n_clusters)
@@ -209,7 +209,7 @@ def _scalar_or_rows(param, rows):
 
 
 # Names of the shared variables that hold a model's data (unique, so that nutpie's
-# ``with_data`` and ``bambi_meta.refit`` can find them).
+# ``with_data`` and ``bambi_meta.engine.refit`` can find them).
 DATA_NAMES = {
     "effect_sizes": "meta_effect_sizes",
     "variances": "meta_variances",

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta import _validate, effects
+from bambi_meta import _validate
 from bambi_meta._datatree import as_dataset, draw_blocks
-from bambi_meta.formula import expression_variables
-from bambi_meta.likelihood import grouped_loglik, meta_analytic_dist
+from bambi_meta.bambi_ext.formula import expression_variables
+from bambi_meta.engine.likelihood import grouped_loglik, meta_analytic_dist
+from bambi_meta.results import effects
 
 
 class MetaAnalyticFamily(bmb.Family):

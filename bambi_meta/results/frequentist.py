@@ -12,7 +12,7 @@ This is metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/estimate)`` (``struct=
 :math:`\ge 0`) and ``rma.mv(yi, vi, random = ~ estimate | cluster, struct = "CS")``
 (``struct="CS"``, which also admits :math:`\rho < 0` while the marginal covariance stays positive
 definite). Without clusters it is ``rma.uni`` (:math:`\tau^2` only). Pure numpy/scipy; the
-likelihood algebra lives in :mod:`bambi_meta._profile`.
+likelihood algebra lives in :mod:`bambi_meta.stats.reml`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import pandas as pd
 import scipy.optimize
 import scipy.stats
 
-from bambi_meta import _profile
-from bambi_meta._profile import ModelData
+from bambi_meta.stats import reml as _profile
+from bambi_meta.stats.reml import ModelData
 
 __all__ = ["FrequentistFit", "fit_frequentist", "lrt"]
 

@@ -92,7 +92,7 @@ def default_transform(measure: str) -> Callable[[ArrayLike], ArrayLike]:
 
     Examples
     --------
-    >>> from bambi_meta.transf import default_transform
+    >>> from bambi_meta.effect_sizes.transf import default_transform
     >>> default_transform("OR").__name__, default_transform("SMD").__name__
     ('exp', 'identity')
     """

@@ -8,7 +8,7 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta._datatree import as_dataset, draw_blocks
-from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
+from bambi_meta.stats.heterogeneity import heterogeneity_draws, typical_sampling_variance
 
 RHAT_LIMIT = 1.01
 ESS_LIMIT = 400
@@ -42,7 +42,7 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
         ``0.025``, ``0.5``, ``0.975`` and ``MCSE``, ``ESS``, ``R-hat``. Coefficients are on the
         raw scale of the moderators (intercept at x = 0), as metafor and RoBMA report them, though
         the model samples them with continuous moderators centred
-        (``bambi_meta.moderators``).
+        (``bambi_meta.results.coefficients``).
     """
     posterior = as_dataset(idata["posterior"])
     names = _parameter_names(model, posterior)

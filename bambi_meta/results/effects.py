@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta._datatree import as_dataset, draw_blocks, posterior_of
-from bambi_meta.likelihood import cluster_indicator, cluster_statistics
+from bambi_meta.engine.likelihood import cluster_indicator, cluster_statistics
 
 QUANTILES = (0.025, 0.5, 0.975)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bambi_meta import _validate
-from bambi_meta.formula import (
+from bambi_meta.bambi_ext.formula import (
     MetaFormula,
     expression_variables,
     formula_variables,

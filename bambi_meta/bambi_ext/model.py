@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta import _upstream, _validate, effects, printout, sampling
+from bambi_meta import _upstream, _validate
 from bambi_meta._datatree import as_dataset
-from bambi_meta.columns import MetaData, check_new_data, read_meta_data
-from bambi_meta.escalc import ESCALC_MEASURES, model_arguments, prior_measure
-from bambi_meta.family import MetaAnalyticFamily
-from bambi_meta.formula import (
+from bambi_meta.bambi_ext import printout
+from bambi_meta.bambi_ext.columns import MetaData, check_new_data, read_meta_data
+from bambi_meta.bambi_ext.family import MetaAnalyticFamily
+from bambi_meta.bambi_ext.formula import (
     RESPONSE_FUNCTION,
     SCALE_PARAMETERS,
     MetaFormula,
@@ -27,9 +27,7 @@ from bambi_meta.formula import (
     parse_scale_formulas,
     uncentred_name,
 )
-from bambi_meta.frequentist import fit_frequentist
-from bambi_meta.moderators import to_raw_scale, to_sampled_scale
-from bambi_meta.priors import (
+from bambi_meta.bambi_ext.priors import (
     MEASURES,
     coefficient_scale,
     default_priors,
@@ -37,6 +35,11 @@ from bambi_meta.priors import (
     unit_information_sd,
     warn_about_prior_data_conflict,
 )
+from bambi_meta.effect_sizes.escalc import ESCALC_MEASURES, model_arguments, prior_measure
+from bambi_meta.engine import sampling
+from bambi_meta.results import effects
+from bambi_meta.results.coefficients import to_raw_scale, to_sampled_scale
+from bambi_meta.results.frequentist import fit_frequentist
 
 FORMULA_NAMESPACE = {"sqrt": np.sqrt, "log": np.log, "exp": np.exp, "np": np}
 # With PyMC's NUTS (``inference_method="pymc"``) chains run one after the other below this many
@@ -75,7 +78,7 @@ class MetaModel(bmb.Model):
         One row per estimate.
     measure : str
         Effect-size measure, which sets the default priors: one of ``SMD``, ``ZCOR``, ``OR``,
-        ``RR``, ``HR``, ``IRR``, ``RD``, ``GEN`` (see ``bambi_meta.priors``).
+        ``RR``, ``HR``, ``IRR``, ``RD``, ``GEN`` (see ``bambi_meta.bambi_ext.priors``).
     priors : dict, optional
         Bambi priors overriding the defaults, e.g. ``{"tau": bmb.Prior("HalfCauchy", beta=0.5)}``;
         ``{"tau": 0}`` gives the common-effect model. Moderators are named as in the formula
@@ -179,11 +182,11 @@ class MetaModel(bmb.Model):
     ):
         """Sample the posterior; returns an xarray DataTree like ``bambi.Model.fit``.
 
-        By default (``inference_method=None`` or ``"nutpie"``) nutpie's NUTS runs on the
-        log-density compiled once per model by PyTensor (``bambi_meta.sampling``): about 1 s to
-        compile (cached on disk) instead of nutpie's own 11-14 s, and several times PyMC's
-        sampling speed. Any other ``inference_method`` (``"pymc"``, ``"vi"``, ...)
-        goes to Bambi unchanged. Chains run one after the other (``cores=1``) unless ``cores``
+        By default (``inference_method=None`` or ``"nutpie"``) nutpie's NUTS runs on the log-density
+        compiled once per model by PyTensor (``bambi_meta.engine.sampling``): about 1 s to compile
+        (cached on disk) instead of nutpie's own 11-14 s, and several times PyMC's sampling speed.
+        Any other ``inference_method`` (``"pymc"``, ``"vi"``, ...) goes to Bambi unchanged. Chains
+        run one after the other (``cores=1``) unless ``cores``
         is given, with PyMC's NUTS only below ``SEQUENTIAL_CHAINS_BELOW`` estimates.
 
         Parameters
@@ -317,17 +320,17 @@ class MetaModel(bmb.Model):
         return idata
 
     def compiled_sampler(self):
-        """The model compiled for nutpie (``bambi_meta.sampling.CompiledModel``), made once.
+        """The model compiled for nutpie (``bambi_meta.engine.sampling.CompiledModel``), made once.
 
         ``fit()`` and :meth:`refitter` share it; rebuilding the model compiles it again.
         """
         return sampling.compiled_model(self)
 
     def refitter(self, sampler: str = "nutpie"):
-        """Compile this model once for refits on new data (see ``bambi_meta.refit``).
+        """Compile this model once for refits on new data (see ``bambi_meta.engine.refit``).
 
         Simulation studies, leave-one-cluster-out and parametric bootstraps refit the same model
-        many times. The returned :class:`~bambi_meta.refit.Refitter` swaps effect sizes,
+        many times. The returned :class:`~bambi_meta.engine.refit.Refitter` swaps effect sizes,
         variances, cluster labels or a row subset (``keep=``) into the compiled log-density
         instead of rebuilding and recompiling. k, the moderator design and the priors stay fixed.
 
@@ -339,9 +342,9 @@ class MetaModel(bmb.Model):
 
         Returns
         -------
-        bambi_meta.refit.Refitter
+        bambi_meta.engine.refit.Refitter
         """
-        from bambi_meta.refit import Refitter
+        from bambi_meta.engine.refit import Refitter
 
         return Refitter(self, sampler)
 
@@ -411,7 +414,7 @@ class MetaModel(bmb.Model):
 
         Returns
         -------
-        bambi_meta.frequentist.FrequentistFit
+        bambi_meta.results.frequentist.FrequentistFit
         """
         if self.scale_formulas:
             raise NotImplementedError(

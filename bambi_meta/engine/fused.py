@@ -1,7 +1,7 @@
 r"""The clustered marginal log-density and its gradient as one fused PyTensor Op.
 
-:func:`bambi_meta.likelihood.clustered_logp` states the algebra in PyTensor; differentiating it
-symbolically gives a gradient graph with about ten temporaries of length k and two scatter-adds.
+:func:`bambi_meta.engine.likelihood.clustered_logp` states the algebra in PyTensor; differentiating
+it symbolically gives a gradient graph with about ten temporaries of length k and two scatter-adds.
 This module computes the same numbers in two passes over the rows in one compiled loop (numba,
 cached on disk) and hands PyTensor the gradient it already computed (2.8x faster per gradient at
 k = 20,000; benchmarks/README.md):
@@ -18,8 +18,8 @@ standardised cluster effect), :math:`e_i = y_i - \mu_i - m_j b_i` and row weight
 
 and the chain rule through :math:`d_i = v_i + \tau_i^2(1-\rho_i)`, :math:`b_i = \tau_i\sqrt{\rho_i}`
 gives the derivatives in tau and rho (summed over rows when tau or rho is a scalar).
-PyTensor's numba backend (its default, used by ``bambi_meta.sampling`` and by PyMC) compiles the
-kernel into the model's function; other backends call it from ``perform``.
+PyTensor's numba backend (its default, used by ``bambi_meta.engine.sampling`` and by PyMC)
+compiles the kernel into the model's function; other backends call it from ``perform``.
 """
 
 import functools
@@ -197,7 +197,7 @@ class ClusteredLogp(Op):
     """Total marginal log-density of clustered rows, with its gradient as extra outputs.
 
     Inputs: ``value, mu, tau, rho, variances, clusters, cluster_sizes, weights`` as in
-    :func:`bambi_meta.likelihood.clustered_logp`; ``mu``, ``tau`` and ``rho`` are scalars,
+    :func:`bambi_meta.engine.likelihood.clustered_logp`; ``mu``, ``tau`` and ``rho`` are scalars,
     length-1 vectors (shared by all rows) or length-k vectors.
     Outputs: the log-density (scalar) and its gradient in ``mu``, ``tau`` and ``rho``;
     PyTensor's gradient of the first output reuses the other three, so logp and gradient come

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 
 from bambi_meta._datatree import posterior_of
-from bambi_meta.columns import MetaData, check_new_data
-from bambi_meta.effects import cluster_posterior, draw_new_true_effects
+from bambi_meta.bambi_ext.columns import MetaData, check_new_data
+from bambi_meta.results.effects import cluster_posterior, draw_new_true_effects
 
 
 def prediction_intervals(
