@@ -38,3 +38,13 @@ def draw_blocks(posterior: xr.Dataset, n_rows: int, budget: int = BLOCK_VALUES):
         for start in range(0, posterior.sizes["draw"], per_block):
             draws = slice(start, min(start + per_block, posterior.sizes["draw"]))
             yield (chain, draws), posterior.isel(chain=[chain], draw=draws)
+
+
+def draws_dataarray(values, posterior, dim: str, labels, name: str | None = None) -> xr.DataArray:
+    """A (chain, draw, ``dim``) DataArray with the posterior's chain and draw coordinates."""
+    return xr.DataArray(
+        values,
+        dims=("chain", "draw", dim),
+        coords={"chain": posterior["chain"], "draw": posterior["draw"], dim: labels},
+        name=name,
+    )

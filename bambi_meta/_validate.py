@@ -255,9 +255,11 @@ def check_open_unit_interval(value: object, name: str) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise TypeError(f"'{name}' must be a number between 0 and 1; got {value!r}.") from None
+        raise TypeError(f"'{name}' must be a number in (0, 1); got {value!r}.") from None
     if isinstance(value, bool) or not 0 < number < 1:
-        raise ValueError(f"'{name}' must be strictly between 0 and 1; got {value!r}.")
+        raise ValueError(
+            f"'{name}' must be a number in (0, 1) (strictly between 0 and 1); got {value!r}."
+        )
     return number
 
 

@@ -16,7 +16,7 @@ import xarray as xr
 from conftest import exact_reference
 
 import bambi_meta as bmm
-from bambi_meta.results.effects import conditional_effects
+from bambi_meta.engine.predictive import conditional_effects
 
 matplotlib.use("Agg")
 

@@ -16,8 +16,9 @@ import xarray as xr
 from bambi_meta import _validate
 from bambi_meta._datatree import as_dataset, draw_blocks
 from bambi_meta.bambi_ext.formula import expression_variables
-from bambi_meta.engine.likelihood import grouped_loglik, meta_analytic_dist
-from bambi_meta.results import effects
+from bambi_meta.engine import predictive
+from bambi_meta.engine.likelihood import meta_analytic_dist
+from bambi_meta.stats.clusters import grouped_loglik
 
 
 class MetaAnalyticFamily(bmb.Family):
@@ -83,7 +84,7 @@ class MetaAnalyticFamily(bmb.Family):
                 "effects use kind='response_params' (or bmm.prediction_intervals)."
             )
         rows = model.meta_data(data, require_response=False)
-        replicated = effects.draw_replicates(model, posterior, rows, rng)
+        replicated = predictive.draw_replicates(model, posterior, rows, rng)
         return xr.DataArray(
             replicated,
             dims=("chain", "draw", "__obs__"),

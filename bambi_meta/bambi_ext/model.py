@@ -36,8 +36,7 @@ from bambi_meta.bambi_ext.priors import (
     warn_about_prior_data_conflict,
 )
 from bambi_meta.effect_sizes.escalc import ESCALC_MEASURES, model_arguments, prior_measure
-from bambi_meta.engine import sampling
-from bambi_meta.results import effects
+from bambi_meta.engine import predictive, sampling
 from bambi_meta.results.coefficients import to_raw_scale, to_sampled_scale
 from bambi_meta.results.frequentist import fit_frequentist
 
@@ -294,7 +293,7 @@ class MetaModel(bmb.Model):
         }
         if include_group_specific and self.family.has_clusters:
             rng = np.random.default_rng(random_seed)
-            shift = effects.known_cluster_shift(self, posterior, rows, rng)
+            shift = predictive.known_cluster_shift(self, posterior, rows, rng)
             new_variables["mu"] = new_variables["mu"] + xr.DataArray(
                 shift, dims=("chain", "draw", "__obs__")
             ).transpose(*new_variables["mu"].dims)

@@ -36,8 +36,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from bambi_meta import _upstream
-
-LOG_2PI = math.log(2.0 * math.pi)
+from bambi_meta.stats.clusters import LOG_2PI
 
 
 @numba.njit(cache=True, nogil=True)

@@ -21,15 +21,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bambi_meta import _validate
 from bambi_meta._datatree import as_dataset, posterior_of
 from bambi_meta.bambi_ext.columns import MetaData, check_new_data
 from bambi_meta.bambi_ext.formula import single_term
 from bambi_meta.stats.heterogeneity import heterogeneity_draws, typical_sampling_variance
+from bambi_meta.stats.tables import describe, interval_probabilities
 
 # The raw design must reproduce the centred one to this relative precision (float rounding of
 # centring is ~1e-15 relative; a design that is not a linear map of the raw one is off by O(1)).
 REPRODUCTION_TOLERANCE = 1e-8
-QUANTILES = (0.025, 0.5, 0.975)
 AT_QUANTITIES = ("tau", "rho", "tau [within]", "tau [between]", "I2")
 
 
@@ -217,8 +218,7 @@ def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> p
             "heterogeneity_at() needs a location-scale model ('tau ~ z' or 'rho ~ z'); this "
             "model has constant tau and rho: see summary_heterogeneity()."
         )
-    if not 0 < level < 1:
-        raise ValueError(f"'level' must be between 0 and 1; got {level!r}.")
+    level = _validate.check_open_unit_interval(level, "level")
     scale_parameters = tuple(name for name in model.family.likelihood.params if name != "mu")
     data = check_new_data(model, data, "data", scale_parameters)
     posterior = posterior_of(idata)
@@ -231,30 +231,18 @@ def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> p
     tau = np.broadcast_to(draws["tau"], shape)
     rho = None if "rho" not in draws else np.broadcast_to(draws["rho"], shape)
 
-    tail = (1 - level) / 2
-    probs = (tail, 0.5, 1 - tail)
-    rows, index = [], []
+    low, _, high = interval_probabilities(level)
+    tables, index = [], []
     for i in range(len(frame)):
         values = heterogeneity_draws(
             tau[..., i : i + 1], None if rho is None else rho[..., i : i + 1], typical
         )
-        for quantity in AT_QUANTITIES:
-            if quantity not in values:
-                continue
-            flat = values[quantity].ravel()
-            low, median, high = np.quantile(flat, probs)
-            rows.append(
-                {
-                    "Mean": flat.mean(),
-                    "SD": flat.std(ddof=1),
-                    "Median": median,
-                    f"{tail:g}": low,
-                    f"{1 - tail:g}": high,
-                }
-            )
-            index.append((*frame.loc[i, list(frame.columns)], quantity))
+        at = {quantity: values[quantity] for quantity in AT_QUANTITIES if quantity in values}
+        tables.append(describe(at, (low, high)))
+        index += [(*frame.loc[i, list(frame.columns)], quantity) for quantity in at]
     names = [*map(str, frame.columns), "quantity"]
-    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=names))
+    table = pd.concat(tables, ignore_index=True)
+    return table.set_axis(pd.MultiIndex.from_tuples(index, names=names))
 
 
 def _solve_transform(raw: np.ndarray, centred: np.ndarray) -> np.ndarray | None:

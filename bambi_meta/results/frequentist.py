@@ -25,6 +25,7 @@ import pandas as pd
 import scipy.optimize
 import scipy.stats
 
+from bambi_meta import _validate
 from bambi_meta.stats import reml as _profile
 from bambi_meta.stats.reml import ModelData
 
@@ -456,9 +457,7 @@ def _z(level: float) -> float:
 
 
 def _check_level(level: float) -> float:
-    if not (isinstance(level, int | float) and 0.0 < level < 1.0):
-        raise ValueError(f"'level' must be a number in (0, 1); got {level!r}.")
-    return float(level)
+    return _validate.check_open_unit_interval(level, "level")
 
 
 def _moderator_test(

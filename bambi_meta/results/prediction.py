@@ -3,9 +3,10 @@
 import numpy as np
 import pandas as pd
 
+from bambi_meta import _validate
 from bambi_meta._datatree import posterior_of
 from bambi_meta.bambi_ext.columns import MetaData, check_new_data
-from bambi_meta.results.effects import cluster_posterior, draw_new_true_effects
+from bambi_meta.engine.predictive import cluster_posterior, draw_new_true_effects
 
 
 def prediction_intervals(
@@ -43,8 +44,7 @@ def prediction_intervals(
     -------
     pandas.DataFrame
     """
-    if not 0 < level < 1:
-        raise ValueError(f"'level' must be between 0 and 1; got {level!r}.")
+    level = _validate.check_open_unit_interval(level, "level")
     if data is None:
         if model.parameters["mu"].common_terms:
             raise ValueError(

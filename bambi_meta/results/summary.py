@@ -9,10 +9,10 @@ import xarray as xr
 
 from bambi_meta._datatree import as_dataset, draw_blocks
 from bambi_meta.stats.heterogeneity import heterogeneity_draws, typical_sampling_variance
+from bambi_meta.stats.tables import QUANTILES, describe
 
 RHAT_LIMIT = 1.01
 ESS_LIMIT = 400
-QUANTILES = (0.025, 0.5, 0.975)
 
 
 class ConvergenceWarning(UserWarning):
@@ -52,7 +52,7 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
         and not model.parameters["mu"].common_terms
     ):
         draws = {("mu" if name == "Intercept" else name): values for name, values in draws.items()}
-    table = _describe(draws, mean_sd=True)
+    table = describe(draws)[["Mean", "SD", *map(str, QUANTILES)]]
     if include_mcmc_diagnostics:
         table = table.join(_diagnostics(draws))
         warn_about_convergence(idata, table)
@@ -81,8 +81,7 @@ def summary_heterogeneity(model, idata) -> pd.DataFrame:
         ``0.975``.
     """
     draws = heterogeneity_posterior(model, idata)
-    table = _describe(draws, mean_sd=False)
-    return table[["Mean", "Median", "0.025", "0.975"]]
+    return describe(draws)[["Mean", "Median", "0.025", "0.975"]]
 
 
 def heterogeneity_posterior(model, idata) -> dict[str, np.ndarray]:
@@ -158,21 +157,6 @@ def _flatten(posterior: xr.Dataset) -> dict[str, np.ndarray]:
             label = level if not isinstance(level, tuple) else ", ".join(map(str, level))
             out[f"{name}[{label}]"] = stacked.to_numpy()[..., index]
     return out
-
-
-def _describe(draws: dict[str, np.ndarray], mean_sd: bool) -> pd.DataFrame:
-    rows = {}
-    for name, values in draws.items():
-        flat = np.asarray(values).ravel()
-        quantiles = np.quantile(flat, QUANTILES)
-        row = {"Mean": flat.mean(), "SD": flat.std(ddof=1), "Median": quantiles[1]}
-        row.update({f"{q:g}": value for q, value in zip(QUANTILES, quantiles, strict=True)})
-        rows[name] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    columns = (
-        ["Mean", "SD", "0.025", "0.5", "0.975"] if mean_sd else ["Mean", "Median", "0.025", "0.975"]
-    )
-    return table[columns]
 
 
 def _diagnostics(draws: dict[str, np.ndarray]) -> pd.DataFrame:
