@@ -85,7 +85,7 @@ def test_family_parameter_order_is_fixed(konstantopoulos):
 def test_cache_key_changes_with_the_kernel_source():
     source = Path(clustered_logp_op.__module__.replace(".", "/") + ".py")
     text = (Path(__file__).parents[1] / source).read_bytes()
-    edited = text.replace(b"LOG_2PI = ", b"LOG_2PI  = ")
+    edited = text + b"\n# an edit of the kernel module\n"
     assert kernel_cache_version(text) != kernel_cache_version(edited)
     assert kernel_cache_version() == kernel_cache_version(text)
     # the version is part of the key under which PyTensor caches the compiled log-density
@@ -265,8 +265,8 @@ def test_prior_data_conflict_is_reported(konstantopoulos):
         ),
         ({"random_seed": 2**64}, "'random_seed' must be an integer between 0"),
         ({"random_seed": "1"}, "'random_seed' must be an integer"),
-        ({"target_accept": 1.5}, "'target_accept' must be strictly between 0 and 1; got 1.5"),
-        ({"nuts": {"target_accept": 0}}, "'target_accept' must be strictly between 0 and 1"),
+        ({"target_accept": 1.5}, r"'target_accept' must be a number in \(0, 1\) \(strictly between 0 and 1\); got 1.5"),
+        ({"nuts": {"target_accept": 0}}, "strictly between 0 and 1"),
         ({"nuts": {"max_treedepth": 0}}, "'max_treedepth' must be an integer between 1 and 30"),
     ],
 )
