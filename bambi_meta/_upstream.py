@@ -221,3 +221,80 @@ def with_compile_cache_fallback(function):
             return function(*args, **kwargs)
 
     return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# Bambi: the PyMC backend's results
+# ---------------------------------------------------------------------------------------------
+def clean_results(model, idata, omit_offsets: bool, include_response_params: bool):
+    """Bambi's post-processing of a fit (names, dims, offsets), for draws we sampled ourselves.
+
+    ``bambi.backend.PyMCModel._clean_results`` is what ``bmb.Model.fit`` runs on PyMC's output;
+    the default sampler's DataTree has the same layout, so it goes through the same step (and
+    the backend is marked fitted, which Bambi's ``predict`` checks).
+    """
+    backend = model.backend
+    try:
+        backend.fit = True
+        return backend._clean_results(
+            idata=idata, omit_offsets=omit_offsets, include_response_params=include_response_params
+        )
+    except (AttributeError, TypeError) as error:
+        raise _changed(
+            "bambi's PyMCModel._clean_results(idata, omit_offsets, ...)", error
+        ) from error
+
+
+# ---------------------------------------------------------------------------------------------
+# PyMC: names and initial points of a model's variables
+# ---------------------------------------------------------------------------------------------
+def default_variable_names(variables) -> list[str]:
+    """Names of the variables PyMC stores by default (transformed values left out)."""
+    from pymc.util import get_default_varnames
+
+    return [var.name for var in get_default_varnames(variables, include_transformed=False)]
+
+
+def initial_point_function(pymc_model):
+    """PyMC's jittered initial point on the unconstrained (transformed) scale, as a function."""
+    from pymc.initial_point import make_initial_point_fn
+
+    try:
+        return make_initial_point_fn(
+            model=pymc_model, jitter_rvs=set(pymc_model.free_RVs), return_transformed=True
+        )
+    except TypeError as error:
+        raise _changed("pymc.initial_point.make_initial_point_fn", error) from error
+
+
+# ---------------------------------------------------------------------------------------------
+# nutpie: a model from Python functions, and its raw trace
+# ---------------------------------------------------------------------------------------------
+def nutpie_model_from_functions(**arguments):
+    """``nutpie.compiled_pyfunc.from_pyfunc``: nutpie's sampler on Python log-density functions.
+
+    Parameters
+    ----------
+    **arguments
+        Passed by keyword (``ndim``, ``make_logp_fn``, ``make_expand_fn``, ``expanded_dtypes``,
+        ``expanded_shapes``, ``expanded_names``, ``shared_data``, ``make_initial_point_fn``).
+    """
+    try:
+        from nutpie.compiled_pyfunc import from_pyfunc
+
+        return from_pyfunc(**arguments)
+    except (ImportError, TypeError) as error:
+        raise _changed("nutpie.compiled_pyfunc.from_pyfunc", error) from error
+
+
+def nutpie_trace_batches(raw):
+    """The (draws, statistics) Arrow record batches of a raw nutpie trace, per chain.
+
+    ``return_raw_trace=True`` gives nutpie's Rust trace object; its ``get_arrow_trace()`` holds
+    every draw (tuning included, flagged by the statistic ``tuning``) as Arrow record batches.
+    """
+    try:
+        draws, statistics = raw.get_arrow_trace()
+    except (AttributeError, ValueError) as error:
+        raise _changed("nutpie's raw trace get_arrow_trace()", error) from error
+    return draws, statistics

@@ -294,7 +294,7 @@ def _new_data_model(formula: str):
         model = bmm.MetaModel(formula, BASE, measure="SMD")
         posterior = fake_posterior(model, draws=20)
         try:  # the posterior of a fit holds raw-scale coefficients
-            from bambi_meta.results.coefficients import to_raw_scale
+            from bambi_meta.bambi_ext.centring import to_raw_scale
 
             posterior = to_raw_scale(model, posterior)
         except ImportError:  # bambi_meta before the raw-scale posterior (for "before" counts)

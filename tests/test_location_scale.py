@@ -34,8 +34,8 @@ from scipy.special import expit
 from test_likelihood import dense_cluster_logps
 
 import bambi_meta as bmm
+from bambi_meta.bambi_ext.centring import to_raw_scale, to_sampled_scale
 from bambi_meta.bambi_ext.priors import log_half_normal
-from bambi_meta.results.coefficients import to_raw_scale, to_sampled_scale
 from bambi_meta.stats.heterogeneity import typical_sampling_variance
 
 matplotlib.use("Agg")

@@ -33,8 +33,8 @@ from conftest import METAREGRESSION_MODELS, exact_reference, fake_posterior
 from test_posterior_exact import HETEROGENEITY_KEYS, assert_agrees
 
 import bambi_meta as bmm
+from bambi_meta.bambi_ext.centring import to_raw_scale, to_sampled_scale
 from bambi_meta.engine.predictive import conditional_effects
-from bambi_meta.results.coefficients import to_raw_scale, to_sampled_scale
 from bambi_meta.stats.heterogeneity import typical_sampling_variance
 
 matplotlib.use("Agg")

@@ -110,12 +110,12 @@ def test_pymc_refit_reuses_the_compiled_logp(konstantopoulos, monkeypatch):
 def test_nutpie_refit_reuses_the_compiled_model(konstantopoulos, monkeypatch, sampler):
     import nutpie
 
-    from bambi_meta.engine import sampling
+    from bambi_meta.engine import compile as compiled_module
 
     model = bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD")
     refitter = model.refitter(sampler)
     _forbid(monkeypatch, nutpie, "compile_pymc_model")
-    _forbid(monkeypatch, sampling, "_compile")
+    _forbid(monkeypatch, compiled_module, "_compile")
     _forbid(monkeypatch, pm.Model, "logp_dlogp_function")
     idata = refitter.fit(
         effect_sizes=konstantopoulos["yi"] + 1.0, draws=200, tune=200, random_seed=1
@@ -145,7 +145,7 @@ def test_default_sampler_and_cores_by_size(monkeypatch, konstantopoulos):
     """nutpie on the PyTensor-compiled model by default, sequential chains; PyMC: below 1,000."""
     import bambi as bmb
 
-    from bambi_meta.engine.sampling import CompiledModel
+    from bambi_meta.engine.compile import CompiledModel
 
     seen = {}
 

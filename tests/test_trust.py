@@ -21,8 +21,8 @@ from conftest import fake_posterior
 
 import bambi_meta as bmm
 from bambi_meta import _upstream
+from bambi_meta.bambi_ext.centring import to_raw_scale
 from bambi_meta.engine.fused import clustered_logp_op, kernel_cache_version
-from bambi_meta.results.coefficients import to_raw_scale
 
 FORMULA = "yi | se(vi) ~ 1 + (1|district)"
 

@@ -251,3 +251,107 @@ def evaluate(expression: str, frame: pd.DataFrame, namespace: dict, role: str) -
 
 def _available(expression: str, frame: pd.DataFrame) -> bool:
     return expression_variables(expression) <= set(frame.columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rows a model is fitted to
+# ---------------------------------------------------------------------------------------------
+def prepare_data(
+    data: pd.DataFrame, form: MetaFormula, scale_formulas: dict[str, str], dropna: bool
+) -> pd.DataFrame:
+    """Check every column the model uses and return the rows to fit (a copy).
+
+    Missing values are an error naming the rows, or dropped with a warning (``dropna``); the
+    effect-size and uncertainty columns must hold numbers (they become float64); moderators
+    must vary, be of one kind and not be named like a parameter.
+    """
+    used = used_columns(form, scale_formulas, data)
+    missing = data[used].isna().any(axis=1).to_numpy()
+    if missing.any():
+        columns = [name for name in used if data[name].isna().any()]
+        rows = _validate.describe_rows(missing)
+        if not dropna:
+            raise ValueError(
+                f"Missing values (NaN) in {', '.join(map(repr, columns))}: {rows}. Nothing is "
+                "dropped silently: remove or impute them, or pass dropna=True to drop these rows."
+            )
+        warnings.warn(
+            f"dropna=True: dropped {int(missing.sum())} of {len(data)} rows with missing values "
+            f"in {', '.join(map(repr, columns))}: {rows}.",
+            UserWarning,
+            stacklevel=4,
+        )
+        data = data.loc[~missing].reset_index(drop=True)
+    data = _with_numeric_response_columns(data, form)
+    moderators = sorted(
+        set().union(*(formula_variables(rhs) for rhs in (form.fixed, *scale_formulas.values())))
+        & set(data.columns)
+    )
+    _validate.check_reserved_names(moderators)
+    _validate.check_moderators_vary(data, moderators)
+    _validate.check_number_of_estimates(len(data))
+    return data
+
+
+def used_columns(form: MetaFormula, scale_formulas: dict[str, str], data: pd.DataFrame) -> list:
+    """Every column the formulas name (they must exist in ``data``, each once)."""
+    names = expression_variables(form.response) | expression_variables(form.uncertainty)
+    for rhs in (form.fixed, *scale_formulas.values()):
+        names |= formula_variables(rhs)
+    names |= {name for name in (form.cluster, form.estimate_id) if name is not None}
+    _validate.require_columns(data, sorted(names), "formula")
+    return sorted(names)
+
+
+def read_training_rows(
+    data: pd.DataFrame, form: MetaFormula, namespace: dict
+) -> tuple[MetaData, np.ndarray | None]:
+    """The fitted rows and the cluster levels (sorted), read in one pass.
+
+    Checks the cluster labels (present, of one kind, at least two clusters, each ``g:id`` pair
+    once in the nested notation) and warns when every cluster has a single estimate (rho is
+    then not identified).
+    """
+    rows = read_meta_data(data, form, None, namespace, True)
+    if form.cluster is None:
+        return rows, None
+    labels = pd.Series(rows.cluster_labels, name=form.cluster)
+    _validate.check_cluster_labels(labels, form.cluster)
+    if form.estimate_id is not None:
+        _validate.require_columns(data, [form.estimate_id], "estimate id")
+        pairs = labels.astype(str) + ":" + data[form.estimate_id].astype(str).to_numpy()
+        _validate.check_unique_within(pairs, form.cluster, form.estimate_id)
+    levels = np.unique(rows.cluster_labels)
+    if len(levels) == len(labels):
+        warnings.warn(
+            f"Every cluster of '{form.cluster}' has a single estimate, so the cluster and "
+            "estimate levels cannot be told apart: rho is not identified (its posterior "
+            f"is its prior, and REML reports no rho). Drop '(1|{form.cluster})' for the "
+            "random-effects model, which has the same tau.",
+            UserWarning,
+            stacklevel=4,
+        )
+    labels, codes = match_cluster_labels(rows.cluster_labels, levels)
+    return MetaData(None, rows.effect_sizes, rows.variances, labels, codes), levels
+
+
+def sample_size_column(data: pd.DataFrame, column: str) -> np.ndarray:
+    """The total sample sizes named by ``sample_sizes=`` (for RD and GEN priors)."""
+    _validate.require_columns(data, [column], "sample size")
+    return _validate.numeric_column(data[column], column, "Sample sizes")
+
+
+def _with_numeric_response_columns(data: pd.DataFrame, form: MetaFormula) -> pd.DataFrame:
+    """A copy of ``data`` whose effect-size and uncertainty columns are float64.
+
+    They are checked to hold numbers; columns read from text (``"0.118"``) or of object dtype
+    would otherwise reach formulae as categorical variables.
+    """
+    names = sorted(expression_variables(form.response) | expression_variables(form.uncertainty))
+    roles = {name: "Effect sizes" for name in expression_variables(form.response)}
+    data = data.copy()
+    for name in names:
+        data[name] = _validate.numeric_column(
+            data[name], name, roles.get(name, "Sampling uncertainty")
+        )
+    return data

@@ -102,7 +102,7 @@ class MetaAnalyticFamily(bmb.Family):
         ``unit="estimate"`` the density of each row given the rest of its cluster; the name of a
         column groups the rows by its values (``likelihood.grouped_loglik``).
         """
-        unit = kwargs.get("unit", self.log_likelihood_unit)
+        unit = self._check_unit(model, kwargs.get("unit"), data)
         rows = model.meta_data(data, require_response=True)
         clusters = cluster_labels = None
         if self.has_clusters:
@@ -145,3 +145,22 @@ class MetaAnalyticFamily(bmb.Family):
                 dim: np.asarray(labels),
             },
         )
+
+    def _check_unit(self, model, unit, data) -> str:
+        """``unit`` as given, or the default; an error naming what is allowed."""
+        if unit is None:
+            return self.log_likelihood_unit
+        columns = (model.data if data is None else data).columns
+        if unit == "cluster" and model.cluster is None:
+            raise ValueError(
+                "unit='cluster': this model has no cluster level. Use unit='estimate', or the "
+                "name of a column that groups the rows (e.g. the cluster column of the "
+                "three-level model you compare it with); columns: "
+                f"{', '.join(map(str, columns))}."
+            )
+        if unit not in ("cluster", "estimate") and unit not in columns:
+            raise ValueError(
+                f"'unit' must be 'cluster', 'estimate' or a column of the data; got {unit!r}. "
+                f"Columns: {', '.join(map(str, columns))}."
+            )
+        return unit

@@ -67,10 +67,10 @@ def meta_block(model) -> str:
 def intercept_notes(model) -> list[str]:
     """Printout lines saying where each sampled intercept sits and what summary() reports."""
     lines = []
-    where = intercept_position(model, "mu", model._moderator_aliases)
+    where = intercept_position(model, "mu", model.aliases.location)
     if where:
         note = f"  intercept:             sampled {where}"
-        centred = centred_variables(model._moderator_aliases)
+        centred = centred_variables(model.aliases.location)
         if centred:
             note += (
                 f";{INDENT}summary() reports coefficients on the raw scale (intercept at "
@@ -79,7 +79,7 @@ def intercept_notes(model) -> list[str]:
         lines.append(note)
     for name, rhs in model.scale_formulas.items():
         link = SCALE_PARAMETERS[name]
-        where = intercept_position(model, name, model._scale_aliases[name])
+        where = intercept_position(model, name, model.aliases.scale[name])
         lines.append(
             f"  scale model:           {name} ~ {rhs}  ({link} link){INDENT}sampled intercept "
             f"= {link} {name}" + (f" {where}" if where else "")

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 
 import bambi as bmb
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
@@ -280,3 +281,74 @@ def log_half_normal(name: str, sigma, **kwargs) -> pm.Distribution:
 
 def _log_half_normal_graph(sigma, size):
     return pt.log(pm.HalfNormal.dist(sigma=sigma, size=size))
+
+
+def resolve_measure(
+    data: pd.DataFrame,
+    measure: str | None,
+    sample_sizes: str | None,
+    uisd: float | None,
+    effect_sizes: str,
+) -> tuple[str, str | None]:
+    """The prior measure and sample-size column of a model, from the arguments or escalc's record.
+
+    A data frame made by ``bmm.escalc`` records its measure (and sample-size column); an escalc
+    measure name (``PETO``, ``SMDH``, ...) is mapped to the prior family it shares.
+
+    Returns
+    -------
+    measure : str
+        One of :data:`MEASURES`.
+    sample_sizes : str or None
+        The column of total sample sizes to use, if any.
+    """
+    from bambi_meta.effect_sizes.escalc import ESCALC_MEASURES, model_arguments, prior_measure
+
+    recorded = model_arguments(data, measure, effect_sizes=effect_sizes)
+    measure = recorded.get("measure", measure)
+    if sample_sizes is None and uisd is None:
+        sample_sizes = recorded.get("sample_sizes")
+    if measure is None:
+        raise ValueError(
+            f"'measure' is required (it sets the default priors): one of {', '.join(MEASURES)}"
+            f", or any measure of bmm.escalc ({', '.join(ESCALC_MEASURES)}); it is "
+            "read from the data when bmm.escalc computed the effect sizes."
+        )
+    if isinstance(measure, str) and measure.upper() in ESCALC_MEASURES:
+        measure = prior_measure(measure.upper())
+    return check_choice(measure, "measure", MEASURES), sample_sizes
+
+
+def default_term_priors(model, user_priors: Mapping) -> dict:
+    """Default priors for every term of the location and scale formulas the user left alone.
+
+    Parameters
+    ----------
+    model : MetaModel
+        The built Bambi model (its terms and their data set the scales).
+    user_priors : mapping
+        The priors the user gave, keyed by Bambi's term names.
+
+    Returns
+    -------
+    dict
+        Bambi priors by term (and per scale parameter), for ``set_priors``.
+    """
+    mu = model.parameters["mu"]
+    scales = {name: coefficient_scale(term.term) for name, term in mu.common_terms.items()}
+    defaults = default_priors(model.uisd, scales, mu.intercept_term is not None, False)
+    location = {name: prior for name, prior in defaults.items() if name in mu.terms}
+    chosen = {name: prior for name, prior in location.items() if name not in user_priors}
+    for parameter in model.scale_formulas:
+        component = model.parameters[parameter]
+        scales = {
+            name: coefficient_scale(term.term) for name, term in component.common_terms.items()
+        }
+        defaults = default_scale_priors(
+            parameter, model.uisd, scales, component.intercept_term is not None
+        )
+        given = user_priors.get(parameter, {})
+        missing = {name: prior for name, prior in defaults.items() if name not in given}
+        if missing:
+            chosen[parameter] = missing
+    return chosen

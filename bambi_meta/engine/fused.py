@@ -18,7 +18,7 @@ standardised cluster effect), :math:`e_i = y_i - \mu_i - m_j b_i` and row weight
 
 and the chain rule through :math:`d_i = v_i + \tau_i^2(1-\rho_i)`, :math:`b_i = \tau_i\sqrt{\rho_i}`
 gives the derivatives in tau and rho (summed over rows when tau or rho is a scalar).
-PyTensor's numba backend (its default, used by ``bambi_meta.engine.sampling`` and by PyMC)
+PyTensor's numba backend (its default, used by ``bambi_meta.engine.compile`` and by PyMC)
 compiles the kernel into the model's function; other backends call it from ``perform``.
 """
 

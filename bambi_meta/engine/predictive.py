@@ -8,8 +8,11 @@ the posterior predictive they are drawn afterwards from their exact conditional 
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 
 from bambi_meta._datatree import as_dataset, draw_blocks
+from bambi_meta.bambi_ext.centring import to_sampled_scale
+from bambi_meta.bambi_ext.columns import check_new_data
 from bambi_meta.stats.conditional import ConditionalEffects, conditional_moments
 
 
@@ -127,3 +130,54 @@ def _cluster_z_for_rows(z_known: np.ndarray, rows, rng: np.random.Generator) -> 
         fresh = rng.standard_normal((*z_known.shape[:-1], len(new_labels)))
         z[..., is_new] = fresh[..., new_index]
     return z
+
+
+def predict(
+    model,
+    bambi_predict,
+    idata,
+    *,
+    kind: str,
+    data,
+    inplace: bool,
+    include_group_specific: bool,
+    sample_new_groups,
+    random_seed,
+):
+    """:meth:`bambi_meta.MetaModel.predict`; ``bambi_predict`` is Bambi's own ``predict``.
+
+    Bambi computes the linear predictors from the coefficients on the sampled (centred) scale;
+    the mean of a row of a fitted cluster then gets that cluster's effect, drawn from its exact
+    conditional posterior (:func:`known_cluster_shift`).
+    """
+    if data is not None:
+        data = check_new_data(model, data, "data", model.conditional_parameters)
+    rows = model.meta_data(data, require_response=False, require_variances=False)
+    sampled = idata.copy()
+    sampled["posterior"] = to_sampled_scale(model, idata["posterior"])
+    predicted = bambi_predict(
+        sampled,
+        kind=kind,
+        data=data,
+        inplace=False,
+        include_group_specific=include_group_specific,
+        sample_new_groups=sample_new_groups,
+        random_seed=random_seed,
+    )
+    posterior = as_dataset(idata["posterior"])
+    new_variables = {
+        name: values
+        for name, values in as_dataset(predicted["posterior"]).data_vars.items()
+        if name not in posterior
+    }
+    if include_group_specific and model.family.has_clusters:
+        rng = np.random.default_rng(random_seed)
+        shift = known_cluster_shift(model, posterior, rows, rng)
+        new_variables["mu"] = new_variables["mu"] + xr.DataArray(
+            shift, dims=("chain", "draw", "__obs__")
+        ).transpose(*new_variables["mu"].dims)
+    target = idata if inplace else idata.copy()
+    target["posterior"] = posterior.assign(new_variables)
+    if "posterior_predictive" in predicted.children:
+        target["posterior_predictive"] = predicted["posterior_predictive"]
+    return None if inplace else target

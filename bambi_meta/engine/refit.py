@@ -14,7 +14,7 @@ What is fixed per compiled model: the number of rows k, the moderator design mat
 priors (a prior is part of the graph; changing one means building and compiling a new model).
 
 With ``sampler="nutpie"`` (the default) every refit runs nutpie's sampler on the model's
-``compiled_sampler()`` (``bambi_meta.engine.sampling``, shared with ``fit()``), with the new data as
+``compiled_sampler()`` (``bambi_meta.engine.compile``, shared with ``fit()``), with the new data as
 inputs of the compiled function; ``"nutpie-numba"`` compiles with nutpie's own numba path once
 (slow) and then samples small models several times faster. With ``sampler="pymc"`` one PyMC
 NUTS step (holding the compiled logp and gradient) is reused by every ``pm.sample`` call; PyMC
@@ -28,10 +28,11 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bambi_meta import _validate
+from bambi_meta import _upstream, _validate
+from bambi_meta.bambi_ext.centring import to_raw_scale
+from bambi_meta.engine.compile import NutpieNumbaModel
+from bambi_meta.engine.fit import check_fit_arguments, stored_variable_names
 from bambi_meta.engine.likelihood import DATA_NAMES
-from bambi_meta.engine.sampling import NutpieNumbaModel, check_fit_arguments, stored_variable_names
-from bambi_meta.results.coefficients import to_raw_scale
 
 SAMPLERS = ("nutpie", "nutpie-numba", "pymc")
 
@@ -152,7 +153,7 @@ class Refitter:
                     var_names=self.var_names,
                     **kwargs,
                 )
-        idata = self.model.backend._clean_results(idata, True, False)
+        idata = _upstream.clean_results(self.model, idata, True, False)
         idata["posterior"] = to_raw_scale(self.model, idata["posterior"])
         return idata
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import formulae as fm
 import numpy as np
 import pandas as pd
 import scipy.optimize
@@ -471,3 +472,27 @@ def _moderator_test(
     b = beta[btt]
     qm = float(b @ np.linalg.solve(vcov[np.ix_(btt, btt)], b))
     return qm, int(btt.size), float(scipy.stats.chi2.sf(qm, btt.size))
+
+
+def fit_model(model, method: str = "REML", level: float = 0.95) -> FrequentistFit:
+    """:meth:`bambi_meta.MetaModel.fit_frequentist`: REML/ML of a model's data and design."""
+    if model.scale_formulas:
+        raise NotImplementedError(
+            "fit_frequentist() fits constant tau and rho; this model has the scale formula(s) "
+            + ", ".join(f"'{name} ~ {rhs}'" for name, rhs in model.scale_formulas.items())
+            + ". Fit the model without them, or use the Bayesian fit()."
+        )
+    design = fm.design_matrices(
+        f"{model.meta_formula.response} ~ {model.meta_formula.fixed}", model.data
+    )
+    columns = design.common.as_dataframe()
+    rows = model.meta_data()
+    return fit_frequentist(
+        rows.effect_sizes,
+        rows.variances,
+        columns.to_numpy(dtype=float),
+        cluster=rows.cluster_labels,
+        method=method,
+        X_names=list(columns.columns),
+        level=level,
+    )

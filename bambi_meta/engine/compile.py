@@ -21,151 +21,11 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import xarray as xr
-from pymc.initial_point import make_initial_point_fn
-from pymc.util import get_default_varnames
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.traversal import ancestors
 
-from bambi_meta import _upstream, _validate
-
-# Settings of PyMC's NUTS (Bambi's ``nuts=``) that nutpie has under another name.
-NUTPIE_SETTINGS = {"target_accept": "target_accept", "max_treedepth": "maxdepth"}
-# Arguments of ``bambi.Model.fit`` that only PyMC's sampler understands.
-PYMC_ONLY = ("init", "n_init", "discard_tuned_samples", "step", "trace")
-# nutpie's per-draw statistics kept in ``sample_stats``, under PyMC's names.
-STATISTICS = {
-    "diverging": "diverging",
-    "energy": "energy",
-    "energy_error": "energy_error",
-    "max_energy_error": "max_energy_error",
-    "logp": "lp",
-    "n_steps": "n_steps",
-    "step_size": "step_size",
-    "depth": "tree_depth",
-    "maxdepth_reached": "reached_max_treedepth",
-    "mean_tree_accept": "acceptance_rate",
-}
-
-
-# Inference methods a MetaModel accepts: the default sampler, and Bambi's methods that work with
-# the fused likelihood (first derivatives only, PyTensor's numba or C backends).
-INFERENCE_METHODS = ("nutpie", "pymc", "vi")
-REFUSED_METHODS = {
-    "laplace": "the Laplace approximation needs second derivatives, which the fused likelihood "
-    "(one compiled pass for the log-density and its gradient) does not provide",
-    "numpyro": "JAX samplers need a JAX version of the fused likelihood, which does not exist",
-    "blackjax": "JAX samplers need a JAX version of the fused likelihood, which does not exist",
-}
-
-
-def check_fit_arguments(inference_method, *, draws, tune, chains, options: dict) -> str:
-    """Check every argument of ``MetaModel.fit``/``Refitter.fit`` against its allowed range.
-
-    Normalises ``options`` in place (``random_seed``: a ``numpy.random.Generator`` becomes an
-    integer seed for nutpie, drawn from it) and returns the inference method's name.
-
-    Raises
-    ------
-    ValueError, TypeError
-        Naming the argument, the value and what is allowed.
-    """
-    method = "nutpie" if inference_method is None else inference_method
-    if method in REFUSED_METHODS:
-        raise ValueError(
-            f"inference_method={method!r} is not available for meta-analytic models: "
-            f"{REFUSED_METHODS[method]}. Use one of {', '.join(map(repr, INFERENCE_METHODS))}."
-        )
-    if method not in INFERENCE_METHODS:
-        raise ValueError(
-            f"'inference_method' must be one of {', '.join(map(repr, INFERENCE_METHODS))}; "
-            f"got {inference_method!r}."
-        )
-    _validate.check_integer(draws, "draws", 1)
-    _validate.check_integer(chains, "chains", 1)
-    # nutpie needs at least one tuning step (tune=0 poisons its sampler state); PyMC does not.
-    _validate.check_integer(tune, "tune", 1 if method == "nutpie" else 0)
-    if options.get("cores") is not None:
-        options["cores"] = _validate.check_integer(options["cores"], "cores", 1)
-    seed = _validate.check_random_seed(options.get("random_seed"))
-    if isinstance(seed, np.random.Generator) and method == "nutpie":
-        seed = int(seed.integers(_validate.SEED_LIMIT, dtype=np.uint64))
-    if "random_seed" in options:
-        options["random_seed"] = seed
-    nuts = options.get("nuts") or {}
-    if not isinstance(nuts, dict):
-        raise TypeError(f"'nuts' must be a dict of NUTS settings; got {nuts!r}.")
-    for source in (options, nuts):
-        if "target_accept" in source:
-            _validate.check_open_unit_interval(source["target_accept"], "target_accept")
-        for depth in ("max_treedepth", "maxdepth"):
-            if depth in source:
-                _validate.check_integer(source[depth], depth, 1, 30)
-    return method
-
-
-def fit(
-    model,
-    *,
-    draws: int,
-    tune: int,
-    chains: int,
-    random_seed=None,
-    cores=None,
-    progressbar: bool = True,
-    omit_offsets: bool = True,
-    include_response_params: bool = False,
-    nuts: dict | None = None,
-    **kwargs,
-) -> xr.DataTree:
-    """``MetaModel.fit`` with the default sampler: Bambi's arguments, Bambi's output."""
-    pymc_only = sorted(set(kwargs) & set(PYMC_ONLY))
-    if pymc_only:
-        raise ValueError(
-            f"{pymc_only} are options of PyMC's sampler, not of the default sampler (nutpie); "
-            "use inference_method='pymc' with them."
-        )
-    for name, value in (nuts or {}).items():
-        if name not in NUTPIE_SETTINGS:
-            raise ValueError(
-                f"nuts={{{name!r}: ...}} is not a setting of the default sampler (nutpie); "
-                f"it takes {sorted(NUTPIE_SETTINGS)}. Use inference_method='pymc' for others."
-            )
-        kwargs[NUTPIE_SETTINGS[name]] = value
-    idata = compiled_model(model).sample(
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=cores,
-        random_seed=random_seed,
-        progressbar=progressbar,
-        **kwargs,
-    )
-    model.backend.fit = True
-    return model.backend._clean_results(idata, omit_offsets, include_response_params)
-
-
-def compiled_model(model) -> "CompiledModel":
-    """The ``CompiledModel`` of a Bambi model, compiled on first use and kept on the model."""
-    if not model.built:
-        model.build()
-    compiled = getattr(model, "_compiled_sampler", None)
-    if compiled is None or compiled.pymc_model is not model.backend.model:
-        compile_model = _upstream.with_compile_cache_fallback(CompiledModel)
-        compiled = compile_model(model.backend.model, stored_variable_names(model))
-        model._compiled_sampler = compiled
-    return compiled
-
-
-def stored_variable_names(model) -> list[str]:
-    """What Bambi stores: the model's variables without the likelihood's deterministics."""
-    pymc_model = model.backend.model
-    names = [
-        var.name
-        for var in get_default_varnames(pymc_model.unobserved_value_vars, include_transformed=False)
-    ]
-    params = set(model.family.likelihood.params)
-    deterministic = {var.name for var in pymc_model.deterministics}
-    return [name for name in names if not (name in params and name in deterministic)]
+from bambi_meta import _upstream
+from bambi_meta.engine.idata import nutpie_datatree
 
 
 class _NutpieSampler:
@@ -239,7 +99,7 @@ class _NutpieSampler:
             return_raw_trace=True,
             **kwargs,
         )
-        idata = _datatree(raw, self.pymc_model, self.shapes, values)
+        idata = nutpie_datatree(raw, self.pymc_model, self.shapes, values)
         idata["posterior"].attrs.update(
             sampling_time=time.perf_counter() - start, tuning_steps=tune, inference_library="nutpie"
         )
@@ -288,9 +148,7 @@ class CompiledModel(_NutpieSampler):
                 strict=True,
             )
         }
-        self._initial_point = make_initial_point_fn(
-            model=pymc_model, jitter_rvs=set(pymc_model.free_RVs), return_transformed=True
-        )
+        self._initial_point = _upstream.initial_point_function(pymc_model)
         self._lock = threading.Lock()
         self._check_logp_at_initial_point()
 
@@ -320,8 +178,6 @@ class CompiledModel(_NutpieSampler):
 
     def _nutpie_model(self, values: dict):
         """The nutpie model from the compiled functions (one per chain thread)."""
-        from nutpie.compiled_pyfunc import from_pyfunc
-
         names = list(self.data)
 
         def make_logp():
@@ -342,13 +198,13 @@ class CompiledModel(_NutpieSampler):
 
             return expand
 
-        return from_pyfunc(
-            self.n_dim,
-            make_logp,
-            make_expand,
-            [np.dtype("float64")] * len(self.var_names),
-            list(self.shapes.values()),
-            self.var_names,
+        return _upstream.nutpie_model_from_functions(
+            ndim=self.n_dim,
+            make_logp_fn=make_logp,
+            make_expand_fn=make_expand,
+            expanded_dtypes=[np.dtype("float64")] * len(self.var_names),
+            expanded_shapes=list(self.shapes.values()),
+            expanded_names=self.var_names,
             shared_data=values,
             make_initial_point_fn=self._initial_point_array,
         )
@@ -392,55 +248,6 @@ class NutpieNumbaModel(_NutpieSampler):
         return self._compiled.with_data(**values)
 
 
-def _datatree(raw, model, shapes: dict, values: dict) -> xr.DataTree:
-    """Posterior, sample statistics and observed data from nutpie's raw (Arrow) trace."""
-    import pyarrow
-
-    posterior = {name: [] for name in shapes}
-    stats = {name: [] for name in STATISTICS}
-    for draw_batch, stat_batch in zip(*raw.get_arrow_trace(), strict=True):
-        # The raw trace holds the tuning steps too, whatever ``save_warmup`` says.
-        kept = ~pyarrow.array(stat_batch.column("tuning")).to_numpy(False).astype(bool)
-        for batch, group in ((draw_batch, posterior), (stat_batch, stats)):
-            for name, chains in group.items():
-                column = pyarrow.array(batch.column(name))
-                if hasattr(column, "flatten"):  # list columns of vector variables
-                    column = column.flatten()
-                draws = column.to_numpy(False).reshape(len(kept), *shapes.get(name, ()))
-                chains.append(draws[kept])
-
-    def dims(name):
-        return list(model.named_vars_to_dims.get(name, ()))
-
-    first = next(iter(posterior.values()))
-    n_chains, n_draws = len(first), len(first[0])
-    sample_coords = {"chain": np.arange(n_chains), "draw": np.arange(n_draws)}
-
-    def coords(names, sample=True):
-        used = {dim for name in names for dim in dims(name)}
-        variable_coords = {
-            dim: np.asarray(model.coords[dim]) for dim in used if model.coords.get(dim)
-        }
-        return sample_coords | variable_coords if sample else variable_coords
-
-    observed = {rv.name: _observed_value(model, rv, values) for rv in model.observed_RVs}
-    groups = {
-        "posterior": xr.Dataset(
-            {name: (["chain", "draw", *dims(name)], np.stack(c)) for name, c in posterior.items()},
-            coords=coords(posterior),
-        ),
-        "sample_stats": xr.Dataset(
-            {STATISTICS[name]: (["chain", "draw"], np.stack(c)) for name, c in stats.items()},
-            coords=sample_coords,
-        ),
-        "observed_data": xr.Dataset(
-            {name: (dims(name), value) for name, value in observed.items()},
-            coords=coords(observed, sample=False),
-        ),
-    }
-    return xr.DataTree.from_dict(groups)
-
-
 def _compile(inputs, outputs, givens):
     """A PyTensor function of the flat point and the data (default mode: numba, disk-cached)."""
     return pytensor.function(
@@ -470,11 +277,3 @@ def _shared_variables(outputs) -> list[SharedVariable]:
     if None in names or len(set(names)) != len(names):
         raise ValueError(f"Shared variables need unique names to be swapped; got {names}")
     return sorted(found, key=lambda var: var.name)
-
-
-def _observed_value(model, rv, values: dict) -> np.ndarray:
-    """The observed values of ``rv`` (the current data when they are a shared variable)."""
-    value = model.rvs_to_values[rv]
-    if isinstance(value, SharedVariable) and value.name in values:
-        return np.asarray(values[value.name])
-    return np.asarray(value.eval() if hasattr(value, "eval") else value)
