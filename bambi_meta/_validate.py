@@ -324,3 +324,25 @@ def check_rows(values: np.ndarray, ok: np.ndarray, name: str, allowed: str) -> N
     bad = ~np.isnan(values) & (np.isinf(values) | ~np.asarray(ok, dtype=bool))
     if bad.any():
         raise ValueError(f"{name} must be {allowed}; {describe_rows(bad, values)}.")
+
+
+def finite_vector(
+    values: object, name: str, length: int | None = None, positive: bool = False
+) -> np.ndarray:
+    """A 1-D float array, finite (and > 0 with ``positive``), of ``length`` rows if given."""
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"'{name}' must be numeric; got {type(values).__name__}.") from None
+    if array.ndim != 1:
+        raise ValueError(f"'{name}' must be 1-D; got shape {array.shape}.")
+    if length is not None and array.shape[0] != length:
+        raise ValueError(
+            f"'{name}' must have the same length as 'yi' ({length}); got {array.shape[0]}."
+        )
+    bad = ~np.isfinite(array) | ((array <= 0) if positive else False)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        rule = "finite and > 0" if positive else "finite"
+        raise ValueError(f"'{name}' must be {rule}; row {row + 1} has {array[row].item()!r}.")
+    return array

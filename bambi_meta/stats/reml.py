@@ -32,7 +32,10 @@ import numpy as np
 import pandas as pd
 import scipy.optimize
 
-LOG_2PI = float(np.log(2.0 * np.pi))
+from bambi_meta import _validate
+from bambi_meta.stats.clusters import LOG_2PI
+from bambi_meta.stats.heterogeneity import typical_sampling_variance
+
 # Maps the free optimisation variables x (natural units) to (a, c) and d(a, c)/dx (2 x len(x)).
 ParamMap = Callable[[np.ndarray], tuple[float, float, np.ndarray]]
 
@@ -144,34 +147,16 @@ def evaluate(data: ModelData, a: float, c: float, reml: bool) -> Evaluation | No
     return Evaluation(float(loglik), beta, vcov, rss, grad)
 
 
-def _vector(name: str, values: object, k: int | None = None) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"'{name}' must be numeric.") from err
-    if arr.ndim != 1:
-        raise ValueError(f"'{name}' must be 1-D; got shape {arr.shape}.")
-    if k is not None and arr.shape[0] != k:
-        raise ValueError(f"'{name}' must have the same length as 'yi' ({k}); got {arr.shape[0]}.")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise ValueError(f"'{name}' must be finite; row {bad[0]} has {arr[bad[0]]}.")
-    return arr
-
-
 def build_data(
     yi: object, vi: object, X: object, cluster: object, X_names: list[str] | None
 ) -> tuple[ModelData, list[str]]:
     """Validate the data arguments of ``fit_frequentist``; return ``(ModelData, names)``.
 
-    Errors name the argument and the first offending row (0-based).
+    Errors name the argument and the first offending row (1-based, as everywhere).
     """
-    y = _vector("yi", yi)
+    y = _validate.finite_vector(yi, "yi")
     k = y.shape[0]
-    v = _vector("vi", vi, k)
-    bad = np.flatnonzero(v <= 0)
-    if bad.size:
-        raise ValueError(f"'vi' must be finite and > 0; row {bad[0]} has {v[bad[0]]}.")
+    v = _validate.finite_vector(vi, "vi", k, positive=True)
     if X is None:
         design, default_names = np.ones((k, 1)), ["intrcpt"]
     else:
@@ -184,7 +169,8 @@ def build_data(
             raise ValueError(f"'X' must be 2-D with {k} rows (k x p); got shape {design.shape}.")
         bad = np.argwhere(~np.isfinite(design))
         if bad.size:
-            raise ValueError(f"'X' must be finite; row {bad[0][0]}, column {bad[0][1]} is not.")
+            row, column = bad[0] + 1
+            raise ValueError(f"'X' must be finite; row {row}, column {column} is not.")
         if np.linalg.matrix_rank(design) < design.shape[1]:
             raise ValueError("'X' is not of full column rank; drop redundant columns.")
     p = design.shape[1]
@@ -201,9 +187,11 @@ def build_data(
             raise ValueError(
                 f"'cluster' must be 1-D with {k} labels; got shape {np.shape(cluster)}."
             )
-        missing = np.flatnonzero(labels.isna().to_numpy())
-        if missing.size:
-            raise ValueError(f"'cluster' must not be missing; row {missing[0]} is.")
+        missing = labels.isna().to_numpy()
+        if missing.any():
+            raise ValueError(
+                f"'cluster' must not be missing; {_validate.describe_rows(missing)} is."
+            )
         codes = pd.factorize(labels)[0]
         if codes.max() < 1:
             raise ValueError("'cluster' must have at least 2 distinct labels.")
@@ -346,10 +334,7 @@ def typical_variance(data: ModelData) -> float:
 
         P = W - W X (X^\top W X)^{-1} X^\top W, \qquad W = \operatorname{diag}(1/v_i).
     """
-    w = 1.0 / data.v
-    xw = data.X * w[:, None]
-    tr_p = np.sum(w) - np.trace(np.linalg.solve(data.X.T @ xw, xw.T @ xw))
-    return (data.k - data.p) / tr_p
+    return typical_sampling_variance(data.v, data.X)
 
 
 def fit_components(data: ModelData, reml: bool, struct: str) -> tuple[dict, Evaluation]:
