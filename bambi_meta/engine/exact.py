@@ -451,7 +451,8 @@ def fit_exact(
     tol : float
         Target for the half-grid change of :math:`\log p(y)`.
     moment_tol : float
-        Target for the half-grid changes of the posterior means and sds, relative to the sd.
+        Target for the half-grid changes of the posterior means and sds, relative to the sd
+        (``inf``: refine for ``tol`` only).
     probs : tuple of float
         Probabilities of the reported quantiles.
     on_failure : {"raise", "warn"}
@@ -470,9 +471,12 @@ def fit_exact(
     start = time.perf_counter()
     if on_failure not in ("raise", "warn"):
         raise ValueError(f"'on_failure' must be 'raise' or 'warn'; got {on_failure!r}.")
-    for name, val in (("tol", tol), ("moment_tol", moment_tol)):
-        if not (isinstance(val, int | float) and math.isfinite(val) and val > 0):
-            raise ValueError(f"'{name}' must be a finite number > 0; got {val!r}.")
+    if not (isinstance(tol, int | float) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"'tol' must be a finite number > 0; got {tol!r}.")
+    if not (isinstance(moment_tol, int | float) and moment_tol > 0):
+        raise ValueError(
+            f"'moment_tol' must be a number > 0 (inf: not checked); got {moment_tol!r}."
+        )
     probs = tuple(float(q) for q in probs)
     if not all(0.0 < q < 1.0 for q in probs):
         raise ValueError(f"'probs' must lie in (0, 1); got {probs!r}.")
@@ -542,7 +546,8 @@ def _integrate(f, axes, v, spread, tol, moment_tol, moments):
                 (float(ends[0]), float(ends[1])),
             )
         )
-    aux = {k: v.reshape((-1, *v.shape[len(lattice.log.shape) :])) for k, v in lattice.aux.items()}
+    n, d = lattice.log.size, lattice.log.ndim
+    aux = {k: v.reshape((n, *v.shape[d:])) for k, v in lattice.aux.items()}
     grid = QuadratureGrid(
         tuple(grid_axes),
         lattice.log.shape,
