@@ -441,14 +441,14 @@ def integrate(
         lattice.extend()
 
 
-def newton_quantiles(cdf_and_density, x0, probs, bracket, tol=1e-13) -> np.ndarray:
+def newton_quantiles(cdf_and_density, x0, probs, bracket, tol=1e-13, max_steps=200) -> np.ndarray:
     """Solve CDF(x) = p for each p: Newton steps, bisection when a step leaves the bracket.
 
     ``cdf_and_density(x)`` returns both at the points x; converged entries stay put.
     """
     x = np.asarray(x0, dtype=float).copy()
     lo, hi = np.full_like(x, bracket[0]), np.full_like(x, bracket[1])
-    for _ in range(200):
+    for _ in range(max_steps):
         cdf, dens = cdf_and_density(x)
         resid = cdf - probs
         active = np.abs(resid) >= tol
