@@ -541,15 +541,15 @@ def _single_point(f: _Integrand) -> QuadratureGrid:
 
 def _integrate(f, axes, v, spread, tol, moment_tol, moments):
     scans = [_scan_axis(axis, v, spread) for axis in axes]
-    best, evals = quadrature.scan(
-        f.log_density, [s[0] for s in scans], np.array([s[1] for s in scans])
-    )
-    mode, sd, more = quadrature.find_mode(f.log_density, best, np.array([s[1] for s in scans]))
+    steps = np.array([s[1] for s in scans])
+    found = quadrature.scan(f.log_density, [s[0] for s in scans], steps)
+    mode, sd, more = quadrature.find_mode(f.log_density, found.best, steps)
     smap = SinhMap(mode, sd)
     growth = np.array([axis.name == "tau" and axis.kind == "log" for axis in axes])
     names = tuple(axis.name for axis in axes)
     lattice, est, converged = quadrature.integrate(f, smap, growth, moments, tol, moment_tol, names)
-    evals += more + lattice.n_evaluations
+    quadrature.check_scan_inside(lattice, found)
+    evals = len(found.values) + more + lattice.n_evaluations
     t_axes = lattice.t_axes()
     grid_axes = []
     for a, (axis, t) in enumerate(zip(axes, t_axes, strict=True)):

@@ -40,6 +40,8 @@ from scipy import special
 __all__ = [
     "Lattice",
     "QuadratureError",
+    "Scan",
+    "check_scan_inside",
     "SinhMap",
     "find_mode",
     "integrate",
@@ -75,17 +77,23 @@ def _tensor(axes: list[np.ndarray]) -> np.ndarray:
     return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
 
 
+@dataclass(frozen=True)
+class Scan:
+    """A tensor scan of the log-density: its points (n, d), values (n,) and the best point."""
+
+    points: np.ndarray
+    values: np.ndarray
+    best: np.ndarray
+
+
 def scan(
     log_density: Callable[[np.ndarray], np.ndarray], axes: list[np.ndarray], step: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """Best point of a tensor scan; an axis whose best value is at an end is extended.
-
-    Returns the best point and the number of evaluations.
-    """
-    axes, evals = [a.copy() for a in axes], 0
+) -> Scan:
+    """Tensor scan; an axis whose best value is at an end of its range is extended."""
+    axes = [a.copy() for a in axes]
     for _ in range(8):
-        vals = log_density(_tensor(axes)).reshape([len(a) for a in axes])
-        evals += vals.size
+        points = _tensor(axes)
+        vals = log_density(points).reshape([len(a) for a in axes])
         if not np.isfinite(vals).any():
             raise _fail("the log posterior is -inf or nan at every point of the initial scan")
         best = np.unravel_index(int(np.argmax(vals)), vals.shape)
@@ -99,8 +107,34 @@ def scan(
                 axes[a] = np.sort(np.concatenate([axes[a], extra]))
                 grow = True
         if not grow:
-            return np.array([axes[a][i] for a, i in enumerate(best)]), evals
+            top = np.array([axes[a][i] for a, i in enumerate(best)])
+            return Scan(points, vals.ravel(), top)
     raise _fail("the scan for the posterior mode kept running off its range")
+
+
+def check_scan_inside(lattice: Lattice, found: Scan, drop: float = 20.0) -> None:
+    """No scan point outside the final box may come within ``drop`` of the grid's maximum.
+
+    The grid is built around one mode; a second mode (or mass the box search missed) shows
+    up at the coarse scan's points: refuse rather than return a wrong posterior.
+    """
+    t_axes = lattice.t_axes()
+    c, scale = lattice.smap.center, lattice.smap.scale
+    lo = c + scale * np.sinh([t[0] for t in t_axes])
+    hi = c + scale * np.sinh([t[-1] for t in t_axes])
+    outside = ((found.points < lo) | (found.points > hi)).any(axis=1)
+    if not outside.any():
+        return
+    log_f = lattice.log.ravel() - lattice.smap.log_jacobian(_tensor(t_axes))  # density in u
+    top = log_f.max()
+    worst = found.values[outside].max()
+    if worst > top - drop:
+        where = found.points[outside][int(np.argmax(found.values[outside]))]
+        raise _fail(
+            f"the coarse scan has log density {worst - top:.1f} relative to the grid's maximum "
+            f"at u = {np.round(where, 3).tolist()}, outside the quadrature box: a second mode "
+            "(the posterior is multimodal)"
+        )
 
 
 def _derivatives(f0: float, fv: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

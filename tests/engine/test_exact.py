@@ -660,6 +660,33 @@ def test_improper_posterior_is_refused():
         fit_exact(y, v, None, None, tau_prior=lambda t: -np.log(t), **FIT)
 
 
+def two_peaks(low: float, high: float, width: float):
+    """A prior on tau with two log-normal peaks (log-sd ``width``) of equal mass."""
+    first, second = stats.lognorm(width, scale=low), stats.lognorm(width, scale=high)
+    return lambda t: np.logaddexp(first.logpdf(t), second.logpdf(t)) - math.log(2)
+
+
+HOMOGENEOUS = (np.full(6, 0.2) + np.random.default_rng(3).normal(0, 0.001, 6), np.full(6, 0.01))
+
+
+def test_two_modes_joined_by_the_box_are_integrated():
+    """Both peaks of tau << sqrt(v), where the likelihood is flat: the posterior is the
+    bimodal prior; the box search reaches across the valley (-46 log units) and the rule
+    integrates both modes."""
+    prior = two_peaks(0.001, 0.01, 0.12)
+    post = fit_exact(*HOMOGENEOUS, tau_prior=prior, **FIT)
+    lml, mean, sd = quad_tau(*HOMOGENEOUS, prior, split=(0.0005, 0.002, 0.005, 0.02))
+    assert post.log_marginal_likelihood == pytest.approx(lml, abs=1e-8)
+    assert (post.tau.mean, post.tau.sd) == pytest.approx((mean, sd), rel=1e-7)
+
+
+def test_a_second_mode_outside_the_box_is_refused():
+    """Peaks 46 log-sds apart: the box around the first stops in the valley; the coarse scan
+    sees the second, and the engine refuses instead of returning half the posterior."""
+    with pytest.raises(QuadratureError, match="multimodal"):
+        fit_exact(*HOMOGENEOUS, tau_prior=two_peaks(1e-4, 1e-2, 0.1), **FIT)
+
+
 def test_unmet_tolerance_raises_or_warns(monkeypatch):
     """Refinement capped at level 1 (spacing 1/4 in t): tol = 1e-9 cannot be met."""
     monkeypatch.setattr(quadrature, "MAX_LEVEL", 1)
