@@ -19,7 +19,7 @@ import numpy as np
 
 from bambi_meta.engine import kernel
 
-__all__ = ["ConditionalGaussian", "GaussianModel", "prepare"]
+__all__ = ["ConditionalGaussian", "GaussianModel", "cluster_codes", "prepare"]
 
 _CHUNK = 65536  # points per kernel call: memory ~ _CHUNK * (q^2 + p^2 + 4) doubles
 
@@ -125,7 +125,7 @@ def _vector(name: str, x: Any, k: int | None = None, rule: str = "finite") -> np
     return a
 
 
-def _cluster_codes(cluster: Any, k: int) -> tuple[np.ndarray, int]:
+def cluster_codes(cluster: Any, k: int) -> tuple[np.ndarray, int]:
     """Integer codes 0..n-1 of the labels (any hashable, sortable dtype)."""
     labels = np.asarray(cluster)
     if labels.ndim != 1 or labels.shape[0] != k:
@@ -190,7 +190,7 @@ def prepare(yi, vi, X, cluster, beta_mean, beta_sd) -> GaussianModel:
     if cluster is None:
         order, starts, n_clusters = np.arange(k), np.array([0, k], dtype=np.int64), 0
     else:
-        codes, n_clusters = _cluster_codes(cluster, k)
+        codes, n_clusters = cluster_codes(cluster, k)
         order = np.argsort(codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_clusters))])
     flat = np.isinf(s)
