@@ -744,3 +744,54 @@ def test_unwritable_numba_cache_does_not_break_import():
     )
     want = fit_exact([0.1, 0.3], [0.01, 0.02], beta_mean=0.0, beta_sd=1.0, tau_prior=HN)
     assert run_child(code) == f"False True {want.tau.mean!r}"
+
+
+# ------------------------------------------------------------------------------ marginal_likelihood
+
+
+def test_marginal_likelihood_takes_callable_priors():
+    from bambi_meta.marginal_likelihood import log_marginal_likelihood, savage_dickey
+
+    y, v, cluster = simulate(56, 11, 0.3, 0.6)
+    base = log_marginal_likelihood(y, v, None, cluster, beta_mean=0.0, beta_sd=1.0, tau_sd=0.5)
+    same = log_marginal_likelihood(
+        y, v, None, cluster, beta_mean=0.0, beta_sd=1.0, tau_prior=HalfNormalPrior(0.5)
+    )
+    assert same.value == base.value and same.details["free"] == ["log_tau", "logit_rho"]
+    cauchy = stats.halfcauchy(scale=10.0).logpdf
+    beta = stats.beta(2, 3).logpdf
+    got = log_marginal_likelihood(
+        y, v, None, cluster, beta_mean=0.0, beta_sd=1.0, tau_prior=cauchy, rho_prior=beta
+    )
+    want = fit_exact(y, v, None, cluster, tau_prior=cauchy, rho_prior=BetaPrior(2, 3), **FIT)
+    assert got.value == pytest.approx(want.log_marginal_likelihood, abs=1e-9)
+    assert got.details["exact"].rho.mean == pytest.approx(want.rho.mean, rel=1e-8)
+    sd = savage_dickey(y, v, None, cluster, beta_mean=0.0, beta_sd=1.0, tau_prior=cauchy)
+    assert math.isfinite(sd.log_bf01)
+    bounded = log_marginal_likelihood(
+        y, v, None, None, beta_mean=0.0, beta_sd=1.0, tau_prior=stats.uniform(0, 2).logpdf
+    )
+    assert bounded.details["free"] == ["logit_tau"]
+    with pytest.raises(ValueError, match="'tau_sd' \\(HalfNormal\\) or 'tau_prior'"):
+        log_marginal_likelihood(y, v, None, None, beta_mean=0.0, beta_sd=1.0, tau_sd=0.5,
+                                tau_prior=cauchy)  # fmt: skip
+    with pytest.raises(ValueError, match="'tau_sd' or 'tau_prior' is required"):
+        log_marginal_likelihood(y, v, None, None, beta_mean=0.0, beta_sd=1.0)
+    with pytest.raises(ValueError, match="'rho_a'/'rho_b' \\(Beta\\) or 'rho_prior'"):
+        log_marginal_likelihood(y, v, None, cluster, beta_mean=0.0, beta_sd=1.0, tau_sd=0.5,
+                                rho_a=2.0, rho_prior=beta)  # fmt: skip
+
+
+def test_marginal_likelihood_at_k_100000_in_10000_clusters():
+    """main's quadrature built rows x clusters arrays: MemoryError here. Now O(points + k)."""
+    import tracemalloc
+
+    from bambi_meta.marginal_likelihood import log_marginal_likelihood
+
+    y, v, cluster = simulate(100_000, 10_000, 0.3, 0.5, seed=5)
+    tracemalloc.start()
+    result = log_marginal_likelihood(y, v, None, cluster, beta_mean=0.0, beta_sd=1.0, tau_sd=0.5)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.details["converged"] and result.error < 1e-9
+    assert peak < 100 * 2**20  # bytes: the rows alone are 100,000 x 3 doubles = 2.4 MB
