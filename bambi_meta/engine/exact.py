@@ -207,8 +207,8 @@ def fit_exact(
     beta_sd: ArrayLike,
     tau_prior: LogDensity | float,
     rho_prior: LogDensity | float | None = None,
-    tol: float = 1e-9,
-    moment_tol: float = 1e-7,
+    tol: float = 1e-6,
+    moment_tol: float = 1e-6,
     probs: tuple[float, ...] = PROBS,
     on_failure: Literal["raise", "warn"] = "raise",
 ) -> ExactPosterior:
@@ -233,10 +233,15 @@ def fit_exact(
         accurately near :math:`\rho = 1`), or a fixed :math:`\rho \in [0, 1]`. Required with
         ``cluster``; None without.
     tol : float
-        Target for the half-grid change of :math:`\log p(y)`.
+        Target for the half-grid change of :math:`\log p(y)` (per axis: ``tol`` / number of
+        axes), reported as ``log_marginal_likelihood_error``. A half-grid change is the error
+        of the half grid; the trapezoid rule converges geometrically (halving the spacing
+        about squares the error), so the returned value is far more accurate: at the default
+        1e-6, log p(y) agrees with the independent 201 x 201 reference quadratures to 3e-13,
+        means and sds to 6e-11 (tests/engine).
     moment_tol : float
-        Target for the half-grid changes of the posterior means and sds, relative to the sd
-        (``inf``: refine for ``tol`` only).
+        Target for the half-grid changes of the posterior means and sds of tau, rho and the
+        coefficients, relative to the sd (``inf``: refine for ``tol`` only).
     probs : tuple of float
         Probabilities of the reported quantiles.
     on_failure : {"raise", "warn"}

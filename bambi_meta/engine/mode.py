@@ -74,7 +74,11 @@ def check_scan_inside(lattice: Lattice, found: Scan, drop: float = 20.0) -> None
     outside = ((found.points < lo) | (found.points > hi)).any(axis=1)
     if not outside.any():
         return
-    log_f = lattice.log.ravel() - lattice.smap.log_jacobian(tensor(t_axes))  # density in u
+    log_f = lattice.log.copy()  # density in u: the log-Jacobian of the sinh map is separable
+    for a, t in enumerate(t_axes):
+        shape = [1] * log_f.ndim
+        shape[a] = -1
+        log_f -= (np.log(scale[a]) + np.log(np.cosh(t))).reshape(shape)
     top = log_f.max()
     worst = found.values[outside].max()
     if worst > top - drop:

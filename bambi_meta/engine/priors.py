@@ -23,9 +23,26 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-__all__ = ["Axis", "BetaPrior", "HalfNormalPrior", "detect_support", "from_real_line"]
+__all__ = [
+    "Axis",
+    "BetaPrior",
+    "HalfNormalPrior",
+    "detect_support",
+    "from_real_line",
+    "log_expit_pair",
+]
 
 LogDensity = Callable[[np.ndarray], np.ndarray]
+
+
+def log_expit_pair(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`\log\mathrm{expit}(u)` and :math:`\log\mathrm{expit}(-u)`, accurate for any u.
+
+    :math:`\log\mathrm{expit}(\pm u) = \min(\pm u, 0) - \log(1 + e^{-|u|})` (one exp, one
+    log1p for both).
+    """
+    common = np.log1p(np.exp(-np.abs(u)))
+    return np.minimum(u, 0.0) - common, np.minimum(-u, 0.0) - common
 
 
 @dataclass(frozen=True)
@@ -70,7 +87,7 @@ class BetaPrior:
 
     def logit_log_density(self, u: np.ndarray) -> np.ndarray:
         """Log-density of ``u = logit(rho)`` (prior times Jacobian rho (1 - rho))."""
-        log_r, log_1m = -np.logaddexp(0.0, -u), -np.logaddexp(0.0, u)
+        log_r, log_1m = log_expit_pair(u)
         return self.a * log_r + self.b * log_1m - special.betaln(self.a, self.b)
 
 
@@ -186,8 +203,8 @@ class Axis:
         if self.kind == "log":
             log_jac = u
         else:
-            log_jac = math.log(self.upper - self.lower) - np.logaddexp(0.0, -u)
-            log_jac = log_jac - np.logaddexp(0.0, u)
+            log_r, log_1m = log_expit_pair(u)
+            log_jac = math.log(self.upper - self.lower) + log_r + log_1m
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             val = np.asarray(self.log_prior(x), dtype=float) + log_jac
         return np.where(np.isfinite(val), val, -np.inf)
