@@ -2,16 +2,29 @@
 
 from importlib.metadata import version
 
-from bambi_meta.bayes_factors import bayes_factor, inclusion_bayes_factors, marginal_likelihood
+from bambi_meta.bambi_ext.model import MetaModel
+from bambi_meta.bambi_ext.priors import (
+    MEASURES,
+    UNIT_INFORMATION_SD,
+    PriorDataConflictWarning,
+    unit_information_sd,
+)
 from bambi_meta.datasets import DATASETS, load_dataset
-from bambi_meta.effects import Effects, cluster_effects, true_effects
-from bambi_meta.frequentist import FrequentistFit, fit_frequentist, lrt
-from bambi_meta.model import MetaModel
-from bambi_meta.moderators import coefficient_draws, heterogeneity_at
-from bambi_meta.plots import plot_bubble, plot_forest, plot_funnel, plot_posterior, prior_density
-from bambi_meta.prediction import prediction_intervals
-from bambi_meta.priors import MEASURES, UNIT_INFORMATION_SD, unit_information_sd
-from bambi_meta.summary import (
+from bambi_meta.effect_sizes import transf
+from bambi_meta.effect_sizes.escalc import UndefinedEffectSizeWarning, escalc
+from bambi_meta.results.coefficients import coefficient_draws, heterogeneity_at
+from bambi_meta.results.comparison import bayes_factor, inclusion_bayes_factors, marginal_likelihood
+from bambi_meta.results.effects import Effects, cluster_effects, true_effects
+from bambi_meta.results.frequentist import FrequentistFit, fit_frequentist, lrt
+from bambi_meta.results.plots import (
+    plot_bubble,
+    plot_forest,
+    plot_funnel,
+    plot_posterior,
+    prior_density,
+)
+from bambi_meta.results.prediction import prediction_intervals
+from bambi_meta.results.summary import (
     ConvergenceWarning,
     heterogeneity_posterior,
     summary,
@@ -28,10 +41,13 @@ __all__ = [
     "UNIT_INFORMATION_SD",
     "ConvergenceWarning",
     "MetaModel",
+    "PriorDataConflictWarning",
+    "UndefinedEffectSizeWarning",
     "__version__",
     "bayes_factor",
     "cluster_effects",
     "coefficient_draws",
+    "escalc",
     "fit_frequentist",
     "heterogeneity_at",
     "heterogeneity_posterior",
@@ -47,6 +63,7 @@ __all__ = [
     "prior_density",
     "summary",
     "summary_heterogeneity",
+    "transf",
     "true_effects",
     "unit_information_sd",
 ]

@@ -41,17 +41,18 @@ def describe_rows(mask: np.ndarray, values: Sequence | np.ndarray | None = None)
     return text
 
 
-def require_dataframe(data: object) -> pd.DataFrame:
+def require_dataframe(data: object, name: str = "data") -> pd.DataFrame:
     """Check that ``data`` is a pandas DataFrame with at least one row."""
     if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"'data' must be a pandas DataFrame; got {type(data).__name__}.")
+        raise TypeError(f"'{name}' must be a pandas DataFrame; got {type(data).__name__}.")
     if len(data) == 0:
-        raise ValueError("'data' has no rows.")
+        raise ValueError(f"'{name}' has no rows.")
     return data
 
 
 def require_columns(data: pd.DataFrame, columns: Sequence[str], role: str) -> None:
-    """Check that the variables named in the formula exist in ``data``."""
+    """Check that the variables named in the formula exist in ``data``, each exactly once."""
+    check_names_unique(data[[name for name in columns if name in data.columns]])
     missing = [name for name in columns if name not in data.columns]
     if missing:
         available = ", ".join(map(str, data.columns))
@@ -62,10 +63,30 @@ def require_columns(data: pd.DataFrame, columns: Sequence[str], role: str) -> No
 
 
 def numeric_column(values: object, name: str, role: str) -> np.ndarray:
-    """Return ``values`` as float64, or raise a TypeError naming the non-numeric rows."""
+    """Return ``values`` as float64, or raise a TypeError naming the non-numeric rows.
+
+    Booleans, dates, durations and complex numbers are refused: converting them to floats would
+    give numbers (nanoseconds since 1970, a dropped imaginary part) that mean nothing here.
+    """
     series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values).ravel())
-    if pd.api.types.is_bool_dtype(series):
-        raise TypeError(f"{role} '{name}' must be numeric; it has dtype {series.dtype}.")
+    dtype = series.dtype
+    if (
+        pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or pd.api.types.is_complex_dtype(dtype)
+        or isinstance(dtype, pd.PeriodDtype)
+    ):
+        raise TypeError(
+            f"{role} '{name}' must be numeric; it has dtype {dtype} (booleans, dates and "
+            "complex numbers are not read as numbers)."
+        )
+    odd = series.map(lambda x: isinstance(x, (complex, np.complexfloating, np.datetime64)))
+    if series.dtype == object and odd.any():
+        raise TypeError(
+            f"{role} '{name}' must be numeric; {describe_rows(odd.to_numpy(), series.to_numpy())}"
+            " are not real numbers."
+        )
     converted = pd.to_numeric(series, errors="coerce")
     not_numbers = converted.isna().to_numpy() & series.notna().to_numpy()
     if not_numbers.any():
@@ -76,9 +97,29 @@ def numeric_column(values: object, name: str, role: str) -> np.ndarray:
     return converted.to_numpy(dtype=float)
 
 
+# Names of the model's own parameters (and Bambi's intercept): a moderator column with one of
+# these names would be confused with them in the posterior and in priors.
+RESERVED_NAMES = ("mu", "tau", "rho", "Intercept")
+
+
+def check_reserved_names(moderators: Sequence[str]) -> None:
+    """A moderator may not be named like a parameter of the model."""
+    clashes = [name for name in moderators if name in RESERVED_NAMES]
+    if clashes:
+        raise ValueError(
+            f"The moderator column(s) {', '.join(map(repr, clashes))} have the name of a "
+            f"parameter of the model ({', '.join(RESERVED_NAMES)}), which would make the "
+            "posterior and the priors ambiguous. Rename the column(s), e.g. "
+            f"data.rename(columns={{{clashes[0]!r}: '{clashes[0]}_x'}})."
+        )
+
+
 def check_moderators_vary(data: pd.DataFrame, names: Sequence[str]) -> None:
-    """A moderator that takes one value is confounded with the intercept."""
+    """A moderator takes one kind of value, and two values or more (else it is the intercept)."""
     for name in names:
+        check_one_kind(
+            data[name].dropna(), f"Moderator '{name}'", "it is neither numeric nor categorical"
+        )
         if data[name].nunique(dropna=True) < 2:
             raise ValueError(
                 f"Moderator '{name}' is constant (every row has {data[name].iloc[0]!r}); it is "
@@ -105,21 +146,43 @@ def check_sampling_uncertainty(values: np.ndarray, name: str, is_sd: bool) -> No
         raise ValueError(f"'{name}' ({kind}) must be finite and > 0; {describe_rows(bad, values)}.")
 
 
-def check_cluster_labels(values: pd.Series, name: str) -> None:
-    """Cluster labels must be present on every row and define at least two clusters."""
+def check_cluster_labels(values: pd.Series, name: str, minimum: int = 2) -> None:
+    """Cluster labels: present on every row, of one kind, and at least ``minimum`` clusters."""
     missing = values.isna().to_numpy()
     if missing.any():
         raise ValueError(
             f"Cluster column '{name}' must have a label on every row; {describe_rows(missing)} "
             "are missing (NaN)."
         )
+    check_one_kind(values, f"Cluster column '{name}'", "11 and '11' would be different clusters")
     n_clusters = values.nunique()
-    if n_clusters < 2:
+    if n_clusters < minimum:
         raise ValueError(
             f"Cluster column '{name}' has a single cluster ({values.iloc[0]!r}); the cluster "
             "level (rho) cannot be estimated from one cluster. Drop '(1|"
             f"{name})' from the formula to fit the ordinary random-effects model."
         )
+
+
+def check_one_kind(values: pd.Series, what: str, why: str) -> None:
+    """The values of a column of labels must be of one kind (numbers, text, ...), not mixed."""
+    kinds = values.map(_label_kind)
+    if kinds.nunique() > 1:
+        differ = describe_rows((kinds != kinds.iloc[0]).to_numpy(), values.to_numpy())
+        name = values.name if values.name is not None else "x"
+        raise ValueError(
+            f"{what} mixes kinds of values ({', '.join(sorted(kinds.unique()))}), so {why}: "
+            f"{differ} differ from row 1. Convert the column to one type, e.g. "
+            f"data['{name}'] = data['{name}'].astype(str)."
+        )
+
+
+def _label_kind(label: object) -> str:
+    if isinstance(label, (bool, np.bool_)):
+        return "bool"
+    if isinstance(label, (int, float, np.integer, np.floating)):
+        return "number"
+    return type(label).__name__
 
 
 def check_unique_within(values: pd.Series, cluster: str, estimate_id: str) -> None:
@@ -175,3 +238,89 @@ def check_full_rank(matrix: np.ndarray, columns: Sequence[str], formula: str) ->
             "(e.g. a moderator constant within a level of another, or an interaction with an "
             "empty cell), so the data cannot tell their coefficients apart. Remove or recode them."
         )
+
+
+def check_integer(value: object, name: str, minimum: int, maximum: int | None = None) -> int:
+    """Check an integer argument within ``[minimum, maximum]`` (numpy integers accepted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"'{name}' must be an integer >= {minimum}; got {value!r}.")
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ValueError(f"'{name}' must be an integer {allowed}; got {value!r}.")
+    return int(value)
+
+
+def check_open_unit_interval(value: object, name: str) -> float:
+    """Check a probability strictly between 0 and 1 (``target_accept``, ``level``)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(f"'{name}' must be a number in (0, 1); got {value!r}.") from None
+    if isinstance(value, bool) or not 0 < number < 1:
+        raise ValueError(
+            f"'{name}' must be a number in (0, 1) (strictly between 0 and 1); got {value!r}."
+        )
+    return number
+
+
+SEED_LIMIT = 2**64
+
+
+def check_random_seed(value: object) -> int | np.random.Generator | None:
+    """A seed is None, an integer in [0, 2**64) or a ``numpy.random.Generator`` (as in Bambi)."""
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    return check_integer(value, "random_seed", 0, SEED_LIMIT - 1)
+
+
+def check_names_unique(data: pd.DataFrame) -> None:
+    """Column names must be unique (a formula could not tell two columns of one name apart)."""
+    duplicated = data.columns[data.columns.duplicated()].unique().tolist()
+    if duplicated:
+        raise ValueError(
+            f"'data' has duplicate column names {', '.join(map(repr, duplicated))}; rename them "
+            "so that every column the formula names is unambiguous."
+        )
+
+
+# Fixed values a parameter may take instead of a prior: tau >= 0 (0 is the common-effect model)
+# and rho in [0, 1].
+FIXED_VALUE_RANGES = {"tau": (0.0, np.inf), "rho": (0.0, 1.0)}
+
+
+def check_prior(name: str, prior: object) -> None:
+    """A prior is a ``bambi.Prior``, a dict of them, or a fixed number in the parameter's range."""
+    if isinstance(prior, bool) or not isinstance(prior, (int, float, np.number)):
+        return  # bmb.Prior and nested dicts are checked by Bambi
+    low, high = FIXED_VALUE_RANGES.get(name, (-np.inf, np.inf))
+    if name not in FIXED_VALUE_RANGES or not (np.isfinite(prior) and low <= prior <= high):
+        allowed = (
+            f"a bambi.Prior or a fixed number in [{low:g}, {high:g}]"
+            if name in FIXED_VALUE_RANGES
+            else "a bambi.Prior (only tau and rho can be fixed at a number)"
+        )
+        raise ValueError(f"priors={{{name!r}: ...}} must be {allowed}; got {prior!r}.")
+
+
+def check_nonnegative_number(value: object, name: str) -> float:
+    """Check a finite scalar >= 0."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(f"'{name}' must be a number >= 0; got {value!r}.") from None
+    if not np.isfinite(number) or number < 0:
+        raise ValueError(f"'{name}' must be finite and >= 0; got {value!r}.")
+    return number
+
+
+def check_rows(values: np.ndarray, ok: np.ndarray, name: str, allowed: str) -> None:
+    """Raise a ValueError naming the rows of ``values`` that are infinite or where ``ok`` fails.
+
+    NaN (a missing value) passes: the caller decides what a missing value means. ``name`` says
+    what the values are, e.g. ``"escalc(measure='OR'): 'ai' (column 'tpos')"``, and ``allowed``
+    what they must be, e.g. ``"a count >= 0"``.
+    """
+    values = np.asarray(values, dtype=float)
+    bad = ~np.isnan(values) & (np.isinf(values) | ~np.asarray(ok, dtype=bool))
+    if bad.any():
+        raise ValueError(f"{name} must be {allowed}; {describe_rows(bad, values)}.")

@@ -24,6 +24,13 @@ DATASETS = {
         "M., & Wibbelink, C. J. M. (2016). The Quantitative Methods for Psychology, 12(3), "
         "154-174. https://doi.org/10.20982/tqmp.12.3.p154"
     ),
+    "dat.normand1999": (
+        "Length of hospital stay of stroke patients, specialist vs routine care: means, SDs and "
+        "group sizes of 9 studies (raw data for escalc's MD, SMD, ROM). Normand, S.-L. T. (1999). "
+        "Meta-analysis: Formulating, evaluating, combining, and reporting. Statistics in "
+        "Medicine, 18(3), 321-359. "
+        "https://doi.org/10.1002/(sici)1097-0258(19990215)18:3<321::aid-sim28>3.0.co;2-p"
+    ),
     "dat.bornmann2007": (
         "Gender differences in grant and fellowship awards: 66 log odds ratios in 21 studies. "
         "Bornmann, L., Mutz, R., & Daniel, H. (2007). Journal of Informetrics, 1(3), 226-238. "
@@ -43,7 +50,8 @@ def load_dataset(name: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The data as exported from metadat (columns ``yi``, ``vi`` and the study variables).
+        The data as exported from metadat: columns ``yi``, ``vi`` and the study variables, or
+        the raw summary data (dat.normand1999: means and SDs, for :func:`bambi_meta.escalc`).
 
     Examples
     --------

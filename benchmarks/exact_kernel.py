@@ -10,8 +10,8 @@ k/10 clusters, mu 0.2, tau 0.3, rho 0.5, vi ~ U[0.005, 0.2]; priors: the SMD def
 
 The engine imports nothing of Bambi; the child processes load it without running
 ``bambi_meta/__init__.py`` (which imports Bambi: ~4 s and ~200 MB), so that import time and
-memory are the engine's. ``lml`` also times the quadrature of ``main`` (``git show
-main:bambi_meta/marginal_likelihood.py``, dense rows x clusters arrays) at ``--old-k``.
+memory are the engine's. ``lml`` also times the quadrature this engine replaced (``git show
+2fadaee:bambi_meta/marginal_likelihood.py``, dense rows x clusters arrays) at ``--old-k``.
 """
 
 import argparse
@@ -138,28 +138,31 @@ def child_refits(n: int) -> dict:
     return out
 
 
+OLD = "2fadaee:bambi_meta/marginal_likelihood.py"  # the last version before the exact engine
+
+
 def _old_module():
-    """main's marginal_likelihood.py (dense rows x clusters arrays), as a module."""
+    """The old marginal_likelihood.py (dense rows x clusters arrays), as a module."""
     source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", "main:bambi_meta/marginal_likelihood.py"],
+        ["git", "-C", str(ROOT), "show", OLD],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     old = types.ModuleType("old_marginal_likelihood")
     sys.modules[old.__name__] = old  # dataclasses look their module up
-    exec(compile(source, "main:bambi_meta/marginal_likelihood.py", "exec"), old.__dict__)
+    exec(compile(source, OLD, "exec"), old.__dict__)
     return old
 
 
 def child_lml(k: int, implementation: str) -> dict:
-    """Log marginal likelihood at k (k/10 clusters): this branch's or main's quadrature."""
+    """Log marginal likelihood at k (k/10 clusters): the engine's or the old quadrature."""
     df = simulate(k, k // 10)
     args = (df.yi.to_numpy(), df.vi.to_numpy(), None, df.cluster.to_numpy())
     kw = {"beta_mean": 0.0, "beta_sd": SD_MU, "tau_sd": SD_TAU}
     if implementation == "new":
         _engine()
-        from bambi_meta import marginal_likelihood as module
+        from bambi_meta.stats import marginal_likelihood as module
 
         module.log_marginal_likelihood(*(a[:50] if a is not None else a for a in args), **kw)
     else:
@@ -215,7 +218,7 @@ def main(skip_million: bool, old_k: int, refits: int) -> None:
     print("\n## Log marginal likelihood\n\n" + markdown(lml, ["config", "k", "nodes", "lml_s",
           "value", "error", "peak_rss_MB"]))  # fmt: skip
     ratio = lml[2]["lml_s"] / lml[0]["lml_s"]
-    print(f"\nAt k = {old_k}: main's quadrature takes {ratio:.0f}x as long as this branch's.")
+    print(f"\nAt k = {old_k}: the old quadrature takes {ratio:.0f}x as long as the engine's.")
     print("\n## Refits (one core)\n\n" + markdown([refit], ["k", "refits", "fit_only_s",
           "fit_and_4000_draws_s", "peak_rss_MB"]))  # fmt: skip
 

@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/gradient.py [--ks 56 2000 20000 200000]``. One process; for
 each k (k/10 clusters, issue 6's simulation) both functions are compiled with PyTensor's default
-(numba) backend from the same inputs and timed alternately, so the ratio is measured under the
-same machine load. The plain graph is ``bambi_meta.likelihood.clustered_logp`` differentiated by
+(numba) backend from the same inputs and timed alternately, so the ratio is measured under the same
+machine load. The plain graph is ``bambi_meta.engine.likelihood.clustered_logp`` differentiated by
 PyTensor (what the model used before the fused Op); "ns/row" shows whether the cost is linear in k.
 """
 
@@ -23,8 +23,8 @@ def functions(k: int, scalar: bool):
     import pytensor
     import pytensor.tensor as pt
 
-    from bambi_meta.fused_likelihood import clustered_logp_op
-    from bambi_meta.likelihood import clustered_logp
+    from bambi_meta.engine.fused import clustered_logp_op
+    from bambi_meta.engine.likelihood import clustered_logp
 
     data = simulate(k, max(k // 10, 1))
     clusters = data["cluster"].to_numpy().astype("int64")

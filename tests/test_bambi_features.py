@@ -5,6 +5,9 @@ import bambi as bmb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import exact_reference
+
+import bambi_meta as bmm
 
 
 def test_posterior_predictive_in_sample_has_the_observed_spread(
@@ -59,12 +62,31 @@ def test_log_likelihood_per_cluster_and_loo(konstantopoulos_fit):
     assert np.isfinite(loo.elpd)
 
 
-def test_interpret_predictions(konstantopoulos_fit):
+def test_interpret_predictions_of_a_district_include_its_effect(konstantopoulos_fit):
     model, idata = konstantopoulos_fit
-    summary = bmb.interpret.predictions(model, idata, conditional={"district": [11, 58]}).summary
-    assert len(summary) == 2
-    # without moderators the pooled effect is the same for every district
-    assert summary["estimate"].iloc[0] == pytest.approx(summary["estimate"].iloc[1])
+    summary = bmb.interpret.predictions(model, idata, conditional={"district": [11, 58, 71]})
+    estimates = summary.summary.set_index("district")["estimate"]
+    # The mean of a known district is mu + u_j: the exact posterior means of mu + u_j
+    # (tests/data exact JSON: mu 0.1806; u_11 -0.180, u_58 -0.228, u_71 0.517), not mu for all.
+    # bmb.interpret reports the posterior mean of 8000 draws; SD ~0.1-0.2 gives an MC error
+    # below 0.005 (4 x 1000 effective draws), and the draws of u_j add about as much: 0.02 is
+    # about 4 MCSE.
+    exact = exact_reference("dat.konstantopoulos2011")
+    mu = exact["estimates"]["mu"]["mean"]
+    effects = {int(row["cluster"]): row["mean"] for row in exact["cluster_effects"]}
+    for district in (11, 58, 71):
+        assert estimates[district] == pytest.approx(mu + effects[district], abs=0.02)
+    # and they agree with bmm.cluster_effects and model.predict
+    table = bmm.cluster_effects(model, idata, random_seed=1).table
+    pooled = float(idata.posterior["Intercept"].mean())
+    predicted = model.predict(idata, inplace=False, random_seed=2).posterior["mu"]
+    rows = model.data["district"].to_numpy() == 71
+    assert float(predicted[..., rows].mean()) == pytest.approx(
+        pooled + table.loc[71, "Mean"], abs=0.01
+    )
+    # include_group_specific=False gives the pooled effect on every row
+    pooled_only = model.predict(idata, inplace=False, include_group_specific=False).posterior["mu"]
+    np.testing.assert_allclose(pooled_only.to_numpy()[..., 0], idata.posterior["Intercept"])
 
 
 def test_interpret_posterior_predictive_needs_vi_and_treats_rows_as_new_clusters(

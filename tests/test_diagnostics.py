@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bambi_meta.summary import ConvergenceWarning, warn_about_convergence
+from bambi_meta.results.summary import ConvergenceWarning, warn_about_convergence
 
 
 def fake_fit(divergent: int) -> xr.DataTree:

@@ -16,7 +16,7 @@ import xarray as xr
 from conftest import exact_reference
 
 import bambi_meta as bmm
-from bambi_meta.effects import conditional_effects
+from bambi_meta.engine.predictive import conditional_effects
 
 matplotlib.use("Agg")
 
@@ -105,8 +105,8 @@ def test_leave_one_cluster_and_one_estimate_out(konstantopoulos_fit):
         assert np.isfinite(az.loo(tree).elpd)
     comparison = az.compare({"cluster": by_cluster, "again": by_cluster.copy()})
     assert len(comparison) == 2
-    with pytest.raises(ValueError, match="'unit' must be one of cluster, estimate"):
-        model.compute_log_likelihood(idata, inplace=False, unit="study")
+    with pytest.raises(ValueError, match="'unit' must be 'cluster', 'estimate' or a column"):
+        model.compute_log_likelihood(idata, inplace=False, unit="region")
 
 
 def test_posterior_predictive_check_replicates_the_spread(konstantopoulos_fit):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bambi_meta as bmm
-from bambi_meta.formula import center_continuous_moderators, parse_meta_formula
+from bambi_meta.bambi_ext.formula import center_continuous_moderators, parse_meta_formula
 
 
 def test_parse_variances_sds_cluster_and_moderators():
@@ -34,7 +34,9 @@ def test_structures_that_cannot_be_expressed_raise(formula, message):
 
 
 def test_centring_only_bare_continuous_moderators():
-    formula, aliases = center_continuous_moderators("1 + year + deltype + year:deltype", {"year"})
+    formula, aliases = center_continuous_moderators(
+        "1 + year + deltype + year:deltype", lambda factor: factor == "year"
+    )
     assert formula == "1 + center(year) + deltype + center(year):deltype"
     assert aliases == {"center(year)": "year", "center(year):deltype": "year:deltype"}
 

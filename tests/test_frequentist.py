@@ -1,4 +1,4 @@
-"""REML/ML companion (bambi_meta.frequentist) against metafor 3.8 reference fits.
+"""REML/ML companion (bambi_meta.results.frequentist) against metafor 3.8 reference fits.
 
 Tolerances
 ----------
@@ -28,9 +28,9 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from bambi_meta import _profile
 from bambi_meta.datasets import load_dataset
-from bambi_meta.frequentist import FrequentistFit, fit_frequentist, lrt
+from bambi_meta.results.frequentist import FrequentistFit, fit_frequentist, lrt
+from bambi_meta.stats import reml as _profile
 
 DATA = Path(__file__).parent / "data"
 RTOL = 1e-4

@@ -16,8 +16,8 @@ import pytensor.tensor as pt
 import pytest
 from test_likelihood import CLUSTERS, MU, VARIANCES, K, Y, dense_cluster_logps
 
-from bambi_meta.fused_likelihood import clustered_logp_op
-from bambi_meta.likelihood import clustered_logp
+from bambi_meta.engine.fused import clustered_logp_op
+from bambi_meta.engine.likelihood import clustered_logp
 
 SIZES = np.bincount(CLUSTERS).astype(float)
 WEIGHTS = np.ones(K)

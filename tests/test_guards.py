@@ -5,7 +5,7 @@ import pytest
 from conftest import exact_reference
 
 import bambi_meta as bmm
-from bambi_meta.heterogeneity import heterogeneity_draws
+from bambi_meta.stats.heterogeneity import heterogeneity_draws
 
 
 def observed_logp(model, point):
@@ -26,7 +26,7 @@ def test_variances_and_standard_errors_give_the_same_model(konstantopoulos):
     assert observed_logp(sds, POINT) == pytest.approx(reference, rel=1e-12)
     assert observed_logp(expression, POINT) == pytest.approx(reference, rel=1e-12)
     # ... and reading SDs as variances is a different model (the silent error we guard against)
-    wrong = bmm.MetaModel("yi | se(sei) ~ 1 + (1|district)", data, measure="SMD")
+    wrong = bmm.MetaModel("yi | se(sei, sd=False) ~ 1 + (1|district)", data, measure="SMD")
     assert abs(observed_logp(wrong, POINT) - reference) > 1.0
 
 

@@ -10,12 +10,12 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import bambi_meta as bmm
-from bambi_meta.likelihood import (
+from bambi_meta.engine.likelihood import marginal_logp
+from bambi_meta.stats.clusters import (
     cluster_indicator,
     cluster_loglik,
     cluster_statistics,
     estimate_loglik,
-    marginal_logp,
 )
 
 RNG = np.random.default_rng(7)

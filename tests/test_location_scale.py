@@ -34,8 +34,9 @@ from scipy.special import expit
 from test_likelihood import dense_cluster_logps
 
 import bambi_meta as bmm
-from bambi_meta.heterogeneity import typical_sampling_variance
-from bambi_meta.priors import log_half_normal
+from bambi_meta.bambi_ext.priors import log_half_normal
+from bambi_meta.results.coefficients import to_raw_scale, to_sampled_scale
+from bambi_meta.stats.heterogeneity import typical_sampling_variance
 
 matplotlib.use("Agg")
 
@@ -114,8 +115,8 @@ def test_scale_coefficients_on_the_raw_scale_reproduce_log_tau_and_logit_rho():
     formula = bmb.Formula("yi | se(vi) ~ 1 + (1|study)", "tau ~ year + deltype", "rho ~ pubstatus")
     model = bmm.MetaModel(formula, data, measure="SMD")
     posterior = fake_posterior(model, draws=20)
-    idata = xr.DataTree.from_dict({"posterior": posterior})
-    raw = bmm.coefficient_draws(model, posterior)
+    idata = xr.DataTree.from_dict({"posterior": to_raw_scale(model, posterior)})
+    raw = bmm.coefficient_draws(model, idata.posterior)
     assert list(raw["tau"]) == [
         "tau_Intercept",
         "tau_year",
@@ -135,8 +136,9 @@ def test_scale_coefficients_on_the_raw_scale_reproduce_log_tau_and_logit_rho():
         "rho": np.column_stack([np.ones(len(data)), data["pubstatus"]]).astype(float),
     }
     links = {"tau": np.log, "rho": lambda p: np.log(p / (1 - p))}
+    as_sampled = xr.DataTree.from_dict({"posterior": posterior})
     for name, design in designs.items():
-        sampled = model.parameters[name].predict(idata).transpose("chain", "draw", "__obs__")
+        sampled = model.parameters[name].predict(as_sampled).transpose("chain", "draw", "__obs__")
         coefficients = np.stack(list(raw[name].values()), axis=-1)
         # The raw-scale coefficients are an exact linear map of the sampled ones, so the two
         # linear predictors (O(1) values) differ by float rounding only: 1e-10 is tight.
@@ -257,7 +259,7 @@ def test_heterogeneity_at_needs_only_the_scale_moderators(small_data):
     """A location moderator (x) need not be given to tabulate tau and rho at z and w."""
     model = bmm.MetaModel(FORMULA, small_data, measure="SMD")
     posterior = fake_posterior(model)
-    idata = xr.DataTree.from_dict({"posterior": posterior})
+    idata = xr.DataTree.from_dict({"posterior": to_raw_scale(model, posterior)})
     at = pd.DataFrame({"z": [0.2, 0.8], "w": [0.5, 0.5]})
     table = bmm.heterogeneity_at(model, idata, at, level=0.9)
     assert list(table.columns) == ["Mean", "SD", "Median", "0.05", "0.95"]
@@ -327,8 +329,9 @@ def test_agrees_with_a_latent_effects_oracle(small_scale_fit):
     assert int(oracle.sample_stats["diverging"].sum()) == 0
     names = ["Intercept", "tau_Intercept", "tau_z", "rho_Intercept", "rho_w"]
     failures = []
+    sampled = to_sampled_scale(model, idata.posterior)  # the oracle's centred parametrisation
     for name in names:
-        a = idata.posterior[name].transpose("chain", "draw").to_numpy()
+        a = sampled[name].transpose("chain", "draw").to_numpy()
         b = oracle.posterior[name].transpose("chain", "draw").to_numpy()
         for statistic, (va, ma), (vb, mb) in _statistics(a, b):
             z = (va - vb) / (np.hypot(ma, mb) + 1e-3 / 4)

@@ -33,8 +33,9 @@ from conftest import METAREGRESSION_MODELS, exact_reference, fake_posterior
 from test_posterior_exact import HETEROGENEITY_KEYS, assert_agrees
 
 import bambi_meta as bmm
-from bambi_meta.effects import conditional_effects
-from bambi_meta.heterogeneity import typical_sampling_variance
+from bambi_meta.engine.predictive import conditional_effects
+from bambi_meta.results.coefficients import to_raw_scale, to_sampled_scale
+from bambi_meta.stats.heterogeneity import typical_sampling_variance
 
 matplotlib.use("Agg")
 
@@ -103,7 +104,7 @@ def test_coefficients_on_the_raw_scale_match_the_exact_posterior(request, name):
     draws = dict(coefficients)
     exact = {c: reference["coefficients"][json_name(c)] for c in coefficients}
     # the sampled intercept sits at the moderator means: coefficients_standardized's intercept
-    draws["Intercept (sampled)"] = idata.posterior["Intercept"].to_numpy()
+    draws["Intercept (sampled)"] = to_sampled_scale(model, idata.posterior)["Intercept"].to_numpy()
     exact["Intercept (sampled)"] = reference["coefficients_standardized"]["intercept"]
     for parameter in ("tau", "rho"):
         if parameter in idata.posterior:
@@ -161,7 +162,7 @@ def test_summary_reports_raw_coefficients_under_a_header(konstantopoulos_year_fi
     )
     assert repr(table).splitlines()[0] == model.header
     # raw intercept = sampled intercept - slope * mean(year), draw by draw
-    posterior = idata.posterior
+    posterior = to_sampled_scale(model, idata.posterior)
     raw = posterior["Intercept"] - posterior["year"] * model.data["year"].mean()
     assert table.loc["Intercept", "Mean"] == pytest.approx(float(raw.mean()), rel=1e-10)
     assert table.loc["year", "SD"] == pytest.approx(float(posterior["year"].std(ddof=1)))
@@ -237,7 +238,7 @@ def test_raw_scale_reproduces_the_linear_predictor_with_interactions():
         "yi | se(vi) ~ 1 + year * pubstatus + deltype + (1|study)", data, measure="SMD"
     )
     posterior = fake_posterior(model)
-    raw = bmm.coefficient_draws(model, posterior)["mu"]
+    raw = bmm.coefficient_draws(model, to_raw_scale(model, posterior))["mu"]
     assert list(raw) == [
         "Intercept",
         "year",
@@ -270,7 +271,7 @@ def test_interaction_without_main_effects_stays_on_the_sampled_scale():
     data = bmm.load_dataset("dat.assink2016")
     model = bmm.MetaModel("yi | se(vi) ~ 1 + year:pubstatus", data, measure="SMD")
     with pytest.warns(UserWarning, match="cannot be put on the raw scale"):
-        raw = bmm.coefficient_draws(model, fake_posterior(model))["mu"]
+        raw = bmm.coefficient_draws(model, to_raw_scale(model, fake_posterior(model)))["mu"]
     assert list(raw) == ["Intercept", "year:pubstatus"]
 
 

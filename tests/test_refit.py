@@ -14,7 +14,7 @@ import pytest
 from test_likelihood import CLUSTERS, MU, POINTS, VARIANCES, Y, dense_cluster_logps
 
 import bambi_meta as bmm
-from bambi_meta.likelihood import clustered_logp
+from bambi_meta.engine.likelihood import clustered_logp
 
 FORMULA = "yi | se(vi) ~ 1 + (1|district)"
 
@@ -110,7 +110,7 @@ def test_pymc_refit_reuses_the_compiled_logp(konstantopoulos, monkeypatch):
 def test_nutpie_refit_reuses_the_compiled_model(konstantopoulos, monkeypatch, sampler):
     import nutpie
 
-    from bambi_meta import sampling
+    from bambi_meta.engine import sampling
 
     model = bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD")
     refitter = model.refitter(sampler)
@@ -145,7 +145,7 @@ def test_default_sampler_and_cores_by_size(monkeypatch, konstantopoulos):
     """nutpie on the PyTensor-compiled model by default, sequential chains; PyMC: below 1,000."""
     import bambi as bmb
 
-    from bambi_meta.sampling import CompiledModel
+    from bambi_meta.engine.sampling import CompiledModel
 
     seen = {}
 

@@ -1,6 +1,6 @@
-r"""Inference engines that need no MCMC: numpy, numba and scipy only (no PyMC, PyTensor or Bambi).
+"""How posteriors are computed.
 
-:mod:`bambi_meta.engine.exact` is the public entry point: the exact posterior of the three-level
-meta-analytic model by quadrature over :math:`(\tau, \rho)`, with :math:`\beta` integrated
-analytically, and exact independent draws from it.
+The PyTensor likelihood, its fused numba kernel, the compiled model and nutpie, refits, and the
+exact engine (:mod:`bambi_meta.engine.exact`: quadrature over tau and rho and exact independent
+draws; numpy, numba and scipy only, no Bambi, PyMC or PyTensor).
 """

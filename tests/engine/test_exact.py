@@ -762,7 +762,7 @@ def test_unwritable_numba_cache_does_not_break_import():
 
 
 def test_marginal_likelihood_takes_callable_priors():
-    from bambi_meta.marginal_likelihood import log_marginal_likelihood, savage_dickey
+    from bambi_meta.stats.marginal_likelihood import log_marginal_likelihood, savage_dickey
 
     y, v, cluster = simulate(56, 11, 0.3, 0.6)
     base = log_marginal_likelihood(y, v, None, cluster, beta_mean=0.0, beta_sd=1.0, tau_sd=0.5)
@@ -798,7 +798,7 @@ def test_marginal_likelihood_at_k_100000_in_10000_clusters():
     """main's quadrature built rows x clusters arrays: MemoryError here. Now O(points + k)."""
     import tracemalloc
 
-    from bambi_meta.marginal_likelihood import log_marginal_likelihood
+    from bambi_meta.stats.marginal_likelihood import log_marginal_likelihood
 
     y, v, cluster = simulate(100_000, 10_000, 0.3, 0.5, seed=5)
     tracemalloc.start()

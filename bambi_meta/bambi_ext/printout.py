@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from bambi_meta.formula import SCALE_PARAMETERS
+from bambi_meta.bambi_ext.formula import SCALE_PARAMETERS, uncentred_name
 
 INDENT = "\n" + " " * 25
 
@@ -107,7 +107,7 @@ def centred_variables(aliases: dict[str, str]) -> list[str]:
     """The variables that ``center()`` wraps in the centred term names of ``aliases``."""
     names = []
     for term in aliases:
-        for variable in re.findall(r"center\(([^()]+)\)", term):
-            if variable not in names:
-                names.append(variable)
+        for factor in re.split(r"[:*]", term):
+            if factor.startswith("center(") and uncentred_name(factor) not in names:
+                names.append(uncentred_name(factor))
     return names

@@ -39,6 +39,7 @@ logit-rho coefficient           Normal(0, 0.5) per standardised unit of z, as fo
 ==============================  ==================================================================
 """
 
+import warnings
 from collections.abc import Mapping
 
 import bambi as bmb
@@ -47,7 +48,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bambi_meta._validate import check_choice, check_positive_number
-from bambi_meta.formula import SCALE_PARAMETERS
+from bambi_meta.bambi_ext.formula import SCALE_PARAMETERS
 
 UNIT_INFORMATION_SD = {
     "SMD": float(np.sqrt(2.0)),  # standardised mean difference (Cohen's d, Hedges' g)
@@ -104,6 +105,43 @@ def unit_information_sd(
             f"{sample_sizes[bad][0]!r}."
         )
     return float(np.sqrt(sample_sizes.sum() / np.sum(1.0 / np.asarray(variances))))
+
+
+class PriorDataConflictWarning(UserWarning):
+    """The effect sizes sit where the measure's default priors put almost no mass."""
+
+
+# Effect sizes this many unit-information SDs from 0 (or this widely spread) are implausible on
+# the measure's scale: the default intercept prior N(0, UISD/2) gives them ~1e-22 prior density.
+CONFLICT_IN_UISD = 5.0
+
+
+def warn_about_prior_data_conflict(
+    rows, measure: str, uisd: float, user_priors: Mapping[str, object]
+) -> None:
+    """Warn when the data are far outside what the measure's default priors allow.
+
+    A mislabelled measure (e.g. raw scores as ``SMD``) makes the default priors pull the pooled
+    effect and tau towards 0 by orders of magnitude, which the sampler may report only as a few
+    divergences. Checked on the inverse-variance weighted mean and the SD of the effect sizes.
+    """
+    if {"Intercept", "mu"} & set(user_priors) and "tau" in user_priors:
+        return
+    weights = 1.0 / rows.variances
+    location = float(np.sum(weights * rows.effect_sizes) / np.sum(weights))
+    spread = float(np.std(rows.effect_sizes))
+    if max(abs(location), spread) <= CONFLICT_IN_UISD * uisd:
+        return
+    warnings.warn(
+        f"The effect sizes are far from what measure={measure!r} expects: their weighted mean is "
+        f"{location:.4g} and their SD {spread:.4g}, i.e. up to "
+        f"{max(abs(location), spread) / uisd:.3g} unit-information SDs (UISD = {uisd:.4g}), "
+        f"while the default priors put the pooled effect within about one UISD of 0 and tau "
+        f"below about half a UISD. Check that the measure is right; for effect sizes on another "
+        f"scale use measure='GEN' with sample_sizes= (or uisd=), or set the priors yourself.",
+        PriorDataConflictWarning,
+        stacklevel=4,
+    )
 
 
 def default_priors(

@@ -1,6 +1,6 @@
 r"""Profiled likelihood of the compound-symmetric multilevel meta-analysis model.
 
-Internal numerical core of :mod:`bambi_meta.frequentist` (pure numpy/scipy): validated data,
+Internal numerical core of :mod:`bambi_meta.results.frequentist` (pure numpy/scipy): validated data,
 the likelihood, its maximisation and profile intervals. Row ``i`` of cluster
 ``j`` has marginal covariance block
 

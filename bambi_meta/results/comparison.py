@@ -12,8 +12,12 @@ error rather than give a wrong number.
 
 import numpy as np
 
-from bambi_meta import marginal_likelihood as quadrature
-from bambi_meta.marginal_likelihood import BayesFactor, EnsembleBayesFactors, LogMarginalLikelihood
+from bambi_meta.stats import marginal_likelihood as quadrature
+from bambi_meta.stats.marginal_likelihood import (
+    BayesFactor,
+    EnsembleBayesFactors,
+    LogMarginalLikelihood,
+)
 
 
 def marginal_likelihood(model) -> LogMarginalLikelihood:

@@ -7,13 +7,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta._datatree import as_dataset
-from bambi_meta.heterogeneity import heterogeneity_draws, typical_sampling_variance
-from bambi_meta.moderators import raw_scale_summary_draws
+from bambi_meta._datatree import as_dataset, draw_blocks
+from bambi_meta.stats.heterogeneity import heterogeneity_draws, typical_sampling_variance
+from bambi_meta.stats.tables import QUANTILES, describe
 
 RHAT_LIMIT = 1.01
 ESS_LIMIT = 400
-QUANTILES = (0.025, 0.5, 0.975)
 
 
 class ConvergenceWarning(UserWarning):
@@ -43,18 +42,17 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
         ``0.025``, ``0.5``, ``0.975`` and ``MCSE``, ``ESS``, ``R-hat``. Coefficients are on the
         raw scale of the moderators (intercept at x = 0), as metafor and RoBMA report them, though
         the model samples them with continuous moderators centred
-        (``bambi_meta.moderators``).
+        (``bambi_meta.results.coefficients``).
     """
     posterior = as_dataset(idata["posterior"])
     names = _parameter_names(model, posterior)
     draws = _flatten(posterior[names])
-    draws = raw_scale_summary_draws(model, posterior, draws)
     if (
         model.parameters["mu"].intercept_term is not None
         and not model.parameters["mu"].common_terms
     ):
         draws = {("mu" if name == "Intercept" else name): values for name, values in draws.items()}
-    table = _describe(draws, mean_sd=True)
+    table = describe(draws)[["Mean", "SD", *map(str, QUANTILES)]]
     if include_mcmc_diagnostics:
         table = table.join(_diagnostics(draws))
         warn_about_convergence(idata, table)
@@ -83,27 +81,38 @@ def summary_heterogeneity(model, idata) -> pd.DataFrame:
         ``0.975``.
     """
     draws = heterogeneity_posterior(model, idata)
-    table = _describe(draws, mean_sd=False)
-    return table[["Mean", "Median", "0.025", "0.975"]]
+    return describe(draws)[["Mean", "Median", "0.025", "0.975"]]
 
 
 def heterogeneity_posterior(model, idata) -> dict[str, np.ndarray]:
     """Draws (chain, draw) of every row of :func:`summary_heterogeneity`."""
     posterior = as_dataset(idata["posterior"])
-    draws = model.parameter_draws(posterior)
     design = np.asarray(model.parameters["mu"].design.common.design_matrix)
     typical = typical_sampling_variance(model.meta_data().variances, design)
-    shape = (posterior.sizes["chain"], posterior.sizes["draw"], 1)
-    tau = np.broadcast_to(draws["tau"], np.broadcast_shapes(draws["tau"].shape, shape))
-    rho = draws.get("rho")
-    if rho is not None:
-        rho = np.broadcast_to(rho, np.broadcast_shapes(rho.shape, tau.shape))
-    return heterogeneity_draws(tau, rho, typical)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+    scale_parameters = tuple(name for name in model.family.likelihood.params if name != "mu")
+    out: dict[str, np.ndarray] = {}
+    for (chain, draws), block in draw_blocks(posterior, model.n_estimates):
+        parameters = model.parameter_draws(block, parameters=scale_parameters)
+        tau = parameters["tau"]
+        tau = np.broadcast_to(tau, np.broadcast_shapes(tau.shape, (1, block.sizes["draw"], 1)))
+        rho = parameters.get("rho")
+        if rho is not None:
+            rho = np.broadcast_to(rho, np.broadcast_shapes(rho.shape, tau.shape))
+            tau = np.broadcast_to(tau, rho.shape)
+        for name, values in heterogeneity_draws(tau, rho, typical).items():
+            out.setdefault(name, np.empty(shape))[chain, draws] = values[0]
+    return out
 
 
 def warn_about_convergence(idata, table: pd.DataFrame) -> None:
     """Warn, with what to do, when R-hat, ESS or divergences signal an unreliable fit."""
     problems = []
+    if "posterior" in idata.children and idata["posterior"].sizes.get("chain", 0) < 2:
+        problems.append(
+            "R-hat cannot be computed from a single chain (it compares chains; shown as NaN), "
+            "so non-convergence would go unnoticed; fit with chains >= 2"
+        )
     high_rhat = table.index[table["R-hat"] > RHAT_LIMIT].tolist()
     if high_rhat:
         problems.append(f"R-hat > {RHAT_LIMIT} for {', '.join(high_rhat)} (chains disagree)")
@@ -119,7 +128,8 @@ def warn_about_convergence(idata, table: pd.DataFrame) -> None:
             "The posterior may be unreliable: "
             + "; ".join(problems)
             + ". Run more draws (draws=, tune=), more chains, or raise target_accept "
-            "(e.g. fit(target_accept=0.95)); check priors that allow implausible values.",
+            "towards 1 (e.g. fit(target_accept=0.95)); check priors that allow implausible "
+            "values.",
             ConvergenceWarning,
             stacklevel=3,
         )
@@ -147,21 +157,6 @@ def _flatten(posterior: xr.Dataset) -> dict[str, np.ndarray]:
             label = level if not isinstance(level, tuple) else ", ".join(map(str, level))
             out[f"{name}[{label}]"] = stacked.to_numpy()[..., index]
     return out
-
-
-def _describe(draws: dict[str, np.ndarray], mean_sd: bool) -> pd.DataFrame:
-    rows = {}
-    for name, values in draws.items():
-        flat = np.asarray(values).ravel()
-        quantiles = np.quantile(flat, QUANTILES)
-        row = {"Mean": flat.mean(), "SD": flat.std(ddof=1), "Median": quantiles[1]}
-        row.update({f"{q:g}": value for q, value in zip(QUANTILES, quantiles, strict=True)})
-        rows[name] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    columns = (
-        ["Mean", "SD", "0.025", "0.5", "0.975"] if mean_sd else ["Mean", "Median", "0.025", "0.975"]
-    )
-    return table[columns]
 
 
 def _diagnostics(draws: dict[str, np.ndarray]) -> pd.DataFrame:

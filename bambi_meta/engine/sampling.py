@@ -5,11 +5,11 @@ compiles anew in every process (11-14 s on the 2-core test machine, whatever the
 does not cache it), which dwarfs sampling a meta-analysis. Here PyTensor compiles the log-density
 and its gradient as an ordinary function (its default numba backend, cached on disk across
 processes: about 1 s), the likelihood's work runs in the fused kernel
-(``bambi_meta.fused_likelihood``), and nutpie's Rust sampler calls the function through
+(``bambi_meta.engine.fused``), and nutpie's Rust sampler calls the function through
 ``nutpie.compiled_pyfunc.from_pyfunc`` (about 30-50 us of Python overhead per gradient, which
 matters only for small models; ``NutpieNumbaModel`` avoids it at the price of the slow compile).
 
-The likelihood's data (``bambi_meta.likelihood.DATA_NAMES``) are inputs of the compiled
+The likelihood's data (``bambi_meta.engine.likelihood.DATA_NAMES``) are inputs of the compiled
 function, not constants, so :meth:`CompiledModel.sample` can refit new data without compiling.
 """
 
@@ -25,6 +25,8 @@ from pymc.initial_point import make_initial_point_fn
 from pymc.util import get_default_varnames
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.traversal import ancestors
+
+from bambi_meta import _upstream, _validate
 
 # Settings of PyMC's NUTS (Bambi's ``nuts=``) that nutpie has under another name.
 NUTPIE_SETTINGS = {"target_accept": "target_accept", "max_treedepth": "maxdepth"}
@@ -43,6 +45,62 @@ STATISTICS = {
     "maxdepth_reached": "reached_max_treedepth",
     "mean_tree_accept": "acceptance_rate",
 }
+
+
+# Inference methods a MetaModel accepts: the default sampler, and Bambi's methods that work with
+# the fused likelihood (first derivatives only, PyTensor's numba or C backends).
+INFERENCE_METHODS = ("nutpie", "pymc", "vi")
+REFUSED_METHODS = {
+    "laplace": "the Laplace approximation needs second derivatives, which the fused likelihood "
+    "(one compiled pass for the log-density and its gradient) does not provide",
+    "numpyro": "JAX samplers need a JAX version of the fused likelihood, which does not exist",
+    "blackjax": "JAX samplers need a JAX version of the fused likelihood, which does not exist",
+}
+
+
+def check_fit_arguments(inference_method, *, draws, tune, chains, options: dict) -> str:
+    """Check every argument of ``MetaModel.fit``/``Refitter.fit`` against its allowed range.
+
+    Normalises ``options`` in place (``random_seed``: a ``numpy.random.Generator`` becomes an
+    integer seed for nutpie, drawn from it) and returns the inference method's name.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the argument, the value and what is allowed.
+    """
+    method = "nutpie" if inference_method is None else inference_method
+    if method in REFUSED_METHODS:
+        raise ValueError(
+            f"inference_method={method!r} is not available for meta-analytic models: "
+            f"{REFUSED_METHODS[method]}. Use one of {', '.join(map(repr, INFERENCE_METHODS))}."
+        )
+    if method not in INFERENCE_METHODS:
+        raise ValueError(
+            f"'inference_method' must be one of {', '.join(map(repr, INFERENCE_METHODS))}; "
+            f"got {inference_method!r}."
+        )
+    _validate.check_integer(draws, "draws", 1)
+    _validate.check_integer(chains, "chains", 1)
+    # nutpie needs at least one tuning step (tune=0 poisons its sampler state); PyMC does not.
+    _validate.check_integer(tune, "tune", 1 if method == "nutpie" else 0)
+    if options.get("cores") is not None:
+        options["cores"] = _validate.check_integer(options["cores"], "cores", 1)
+    seed = _validate.check_random_seed(options.get("random_seed"))
+    if isinstance(seed, np.random.Generator) and method == "nutpie":
+        seed = int(seed.integers(_validate.SEED_LIMIT, dtype=np.uint64))
+    if "random_seed" in options:
+        options["random_seed"] = seed
+    nuts = options.get("nuts") or {}
+    if not isinstance(nuts, dict):
+        raise TypeError(f"'nuts' must be a dict of NUTS settings; got {nuts!r}.")
+    for source in (options, nuts):
+        if "target_accept" in source:
+            _validate.check_open_unit_interval(source["target_accept"], "target_accept")
+        for depth in ("max_treedepth", "maxdepth"):
+            if depth in source:
+                _validate.check_integer(source[depth], depth, 1, 30)
+    return method
 
 
 def fit(
@@ -92,7 +150,8 @@ def compiled_model(model) -> "CompiledModel":
         model.build()
     compiled = getattr(model, "_compiled_sampler", None)
     if compiled is None or compiled.pymc_model is not model.backend.model:
-        compiled = CompiledModel(model.backend.model, stored_variable_names(model))
+        compile_model = _upstream.with_compile_cache_fallback(CompiledModel)
+        compiled = compile_model(model.backend.model, stored_variable_names(model))
         model._compiled_sampler = compiled
     return compiled
 
@@ -233,6 +292,22 @@ class CompiledModel(_NutpieSampler):
             model=pymc_model, jitter_rvs=set(pymc_model.free_RVs), return_transformed=True
         )
         self._lock = threading.Lock()
+        self._check_logp_at_initial_point()
+
+    def _check_logp_at_initial_point(self) -> None:
+        """Evaluate the log-density once before any sampling (as PyMC's ``assert_ip_dlogp``).
+
+        This also runs the first call of the compiled function here, in Python, where a problem
+        (a corrupted compile cache, a non-finite density) raises a clear error instead of
+        failing inside nutpie's sampler threads.
+        """
+        point = self._initial_point_array(0)
+        value, gradient = self._logp_function(point, *self.data.values())
+        if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+            raise ValueError(
+                f"The model's log-density is not finite at its initial point (logp = {value}); "
+                "check the priors and the data."
+            )
 
     def _unflatten(self, flat) -> dict:
         """Value variables as slices of one flat vector, in ``free_RVs`` order."""

@@ -19,19 +19,18 @@ with covariance :math:`D_j + b b^\top`, :math:`d_i = v_i + \tau_i^2(1-\rho_i)`,
     \log p(y_j) = -\tfrac12\left[n_j\log 2\pi + \sum\log d_i + \log(1+S_{bb}) + S_{rr}
     - \frac{S_{br}^2}{1+S_{bb}}\right],
 
-O(k) work in total. The PyTensor version feeds PyMC; the NumPy version, vectorised over posterior
-draws, gives pointwise log-likelihoods and the exact conditional distributions of the effects.
+O(k) work in total. This PyTensor version feeds PyMC; :mod:`bambi_meta.stats.clusters` has the
+same algebra on NumPy arrays of posterior draws.
 """
-
-from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
-import scipy.sparse as sp
 
-from bambi_meta.fused_likelihood import LOG_2PI, clustered_logp_op
+from bambi_meta import _upstream
+from bambi_meta.engine.fused import clustered_logp_op
+from bambi_meta.stats.clusters import LOG_2PI
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,8 +139,9 @@ def meta_analytic_dist(
 
     The data enter as PyTensor shared variables named in ``DATA_NAMES`` (effect sizes,
     variances, cluster codes and sizes, row weights), so a compiled logp can be refitted to new
-    data by swapping their values (see ``bambi_meta.refit``) instead of recompiling.
+    data by swapping their values (see ``bambi_meta.engine.refit``) instead of recompiling.
     """
+    _upstream.prepare_compile_cache()
     data = meta_shared_data(observed, variances, clusters, n_clusters)
     if rho is None:
 
@@ -207,7 +207,7 @@ def _scalar_or_rows(param, rows):
 
 
 # Names of the shared variables that hold a model's data (unique, so that nutpie's
-# ``with_data`` and ``bambi_meta.refit`` can find them).
+# ``with_data`` and ``bambi_meta.engine.refit`` can find them).
 DATA_NAMES = {
     "effect_sizes": "meta_effect_sizes",
     "variances": "meta_variances",
@@ -234,80 +234,3 @@ def meta_shared_data(observed, variances, clusters, n_clusters) -> dict:
     shared = {key: pytensor.shared(value, name=DATA_NAMES[key]) for key, value in values.items()}
     shared.setdefault("effect_sizes", None)
     return shared
-
-
-# --------------------------------------------------------------------------------------------
-# NumPy: the same algebra over arrays of posterior draws (leading axes = draws, last = rows)
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ClusterStatistics:
-    """Sherman-Morrison sums of every cluster, per draw.
-
-    Attributes
-    ----------
-    within : numpy.ndarray (..., k)
-        d_i = v_i + tau_i^2 (1 - rho_i).
-    between : numpy.ndarray (..., k)
-        b_i = tau_i sqrt(rho_i).
-    s_bb, s_br, s_rr : numpy.ndarray (..., n_clusters)
-        Cluster sums of b^2/d, b r/d and r^2/d.
-    """
-
-    within: np.ndarray
-    between: np.ndarray
-    s_bb: np.ndarray
-    s_br: np.ndarray
-    s_rr: np.ndarray
-
-
-def cluster_indicator(clusters: np.ndarray, n_clusters: int) -> sp.csr_matrix:
-    """Sparse (k, n_clusters) membership matrix: segment sums as one sparse product."""
-    clusters = np.asarray(clusters)
-    rows = np.arange(clusters.size)
-    return sp.csr_matrix(
-        (np.ones(clusters.size), (rows, clusters)), shape=(clusters.size, n_clusters)
-    )
-
-
-def segment_sum(values: np.ndarray, indicator: sp.csr_matrix) -> np.ndarray:
-    """Sum the last axis of ``values`` within clusters."""
-    flat = values.reshape(-1, values.shape[-1])
-    return np.asarray(flat @ indicator).reshape(*values.shape[:-1], indicator.shape[1])
-
-
-def cluster_statistics(residual, tau, rho, variances, indicator) -> ClusterStatistics:
-    """Compute :class:`ClusterStatistics` for residuals ``y - mu`` (arrays broadcast)."""
-    residual = np.asarray(residual, dtype=float)
-    tau2 = np.square(tau)
-    within = variances + tau2 * (1.0 - rho)
-    between = np.broadcast_to(np.sqrt(tau2 * rho), residual.shape)
-    within = np.broadcast_to(within, residual.shape)
-    return ClusterStatistics(
-        within=within,
-        between=between,
-        s_bb=segment_sum(between**2 / within, indicator),
-        s_br=segment_sum(between * residual / within, indicator),
-        s_rr=segment_sum(residual**2 / within, indicator),
-    )
-
-
-def cluster_loglik(stats: ClusterStatistics, indicator: sp.csr_matrix) -> np.ndarray:
-    """Exact joint log-density of each cluster's rows, shape (..., n_clusters)."""
-    sizes = np.asarray(indicator.sum(axis=0)).ravel()
-    log_det = segment_sum(np.log(stats.within), indicator) + np.log1p(stats.s_bb)
-    quadratic = stats.s_rr - stats.s_br**2 / (1.0 + stats.s_bb)
-    return -0.5 * (sizes * LOG_2PI + log_det + quadratic)
-
-
-def estimate_loglik(residual, stats: ClusterStatistics, clusters: np.ndarray) -> np.ndarray:
-    """Log-density of each row given the other rows of its cluster, shape (..., k).
-
-    With the row removed, the standardised cluster effect z_j has the conditional distribution
-    N(S'_br / (1 + S'_bb), 1 / (1 + S'_bb)); then y_i ~ N(mu_i + b_i E[z], d_i + b_i^2 Var[z]).
-    """
-    b, d = stats.between, stats.within
-    s_bb_rest = stats.s_bb[..., clusters] - b**2 / d
-    s_br_rest = stats.s_br[..., clusters] - b * residual / d
-    mean = b * s_br_rest / (1.0 + s_bb_rest)
-    variance = d + b**2 / (1.0 + s_bb_rest)
-    return -0.5 * (LOG_2PI + np.log(variance) + (residual - mean) ** 2 / variance)

@@ -7,9 +7,9 @@ import pymc as pm
 from scipy.stats import gaussian_kde, norm
 
 from bambi_meta._datatree import as_dataset
-from bambi_meta.columns import MetaData
-from bambi_meta.effects import true_effects
-from bambi_meta.prediction import prediction_intervals
+from bambi_meta.bambi_ext.columns import MetaData
+from bambi_meta.results.effects import true_effects
+from bambi_meta.results.prediction import prediction_intervals
 
 SUPPORTS = {"tau": (0.0, np.inf), "rho": (0.0, 1.0)}
 

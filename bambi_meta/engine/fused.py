@@ -1,7 +1,7 @@
 r"""The clustered marginal log-density and its gradient as one fused PyTensor Op.
 
-:func:`bambi_meta.likelihood.clustered_logp` states the algebra in PyTensor; differentiating it
-symbolically gives a gradient graph with about ten temporaries of length k and two scatter-adds.
+:func:`bambi_meta.engine.likelihood.clustered_logp` states the algebra in PyTensor; differentiating
+it symbolically gives a gradient graph with about ten temporaries of length k and two scatter-adds.
 This module computes the same numbers in two passes over the rows in one compiled loop (numba,
 cached on disk) and hands PyTensor the gradient it already computed (2.8x faster per gradient at
 k = 20,000; benchmarks/README.md):
@@ -18,11 +18,15 @@ standardised cluster effect), :math:`e_i = y_i - \mu_i - m_j b_i` and row weight
 
 and the chain rule through :math:`d_i = v_i + \tau_i^2(1-\rho_i)`, :math:`b_i = \tau_i\sqrt{\rho_i}`
 gives the derivatives in tau and rho (summed over rows when tau or rho is a scalar).
-PyTensor's numba backend (its default, used by ``bambi_meta.sampling`` and by PyMC) compiles the
-kernel into the model's function; other backends call it from ``perform``.
+PyTensor's numba backend (its default, used by ``bambi_meta.engine.sampling`` and by PyMC)
+compiles the kernel into the model's function; other backends call it from ``perform``.
 """
 
+import functools
+import hashlib
 import math
+from importlib.metadata import version
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -30,9 +34,9 @@ import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, grad_not_implemented, grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
-from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
-LOG_2PI = math.log(2.0 * math.pi)
+from bambi_meta import _upstream
+from bambi_meta.stats.clusters import LOG_2PI
 
 
 @numba.njit(cache=True, nogil=True)
@@ -192,7 +196,7 @@ class ClusteredLogp(Op):
     """Total marginal log-density of clustered rows, with its gradient as extra outputs.
 
     Inputs: ``value, mu, tau, rho, variances, clusters, cluster_sizes, weights`` as in
-    :func:`bambi_meta.likelihood.clustered_logp`; ``mu``, ``tau`` and ``rho`` are scalars,
+    :func:`bambi_meta.engine.likelihood.clustered_logp`; ``mu``, ``tau`` and ``rho`` are scalars,
     length-1 vectors (shared by all rows) or length-k vectors.
     Outputs: the log-density (scalar) and its gradient in ``mu``, ``tau`` and ``rho``;
     PyTensor's gradient of the first output reuses the other three, so logp and gradient come
@@ -203,6 +207,11 @@ class ClusteredLogp(Op):
 
     def make_node(self, value, mu, tau, rho, variances, clusters, cluster_sizes, weights):
         """Build the Apply node (float64 inputs, int64 cluster codes)."""
+        # Before any graph with this Op can be compiled, PyTensor's numba backend must know the
+        # kernel (registered here, lazily, so that importing bambi_meta touches no compile cache).
+        _upstream.register_numba_implementation(
+            ClusteredLogp, _numba_clustered_logp, kernel_cache_version()
+        )
         value, mu, tau, rho, variances, cluster_sizes, weights = (
             pt.as_tensor_variable(x).astype("float64")
             for x in (value, mu, tau, rho, variances, cluster_sizes, weights)
@@ -257,7 +266,34 @@ class ClusteredLogp(Op):
 clustered_logp_op = ClusteredLogp()
 
 
-@register_funcify_default_op_cache_key(ClusteredLogp)
+def kernel_cache_version(source: bytes | None = None) -> int:
+    """A number that changes whenever the kernel's source or the package version changes.
+
+    PyTensor caches the compiled log-density of a model on disk under a key of the Op's type and
+    properties, which say nothing about the kernel's code; this number is added to that key, so an
+    edited kernel or a new release never runs a stale compiled function.
+
+    Parameters
+    ----------
+    source : bytes, optional
+        The kernel module's source (this file by default).
+
+    Returns
+    -------
+    int
+        63 bits of the SHA-256 of the source and the bambi_meta version.
+    """
+    if source is None:
+        return _this_kernel_version()
+    digest = hashlib.sha256(source + version("bambi_meta").encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+@functools.cache
+def _this_kernel_version() -> int:
+    return kernel_cache_version(Path(__file__).read_bytes())
+
+
 def _numba_clustered_logp(op, node, **kwargs):
     """The Op inside a numba-compiled PyTensor function: a call of the same kernel.
 

@@ -9,24 +9,16 @@ overridden because the defaults cannot see the sampling variances or the cluster
 from functools import partial
 
 import bambi as bmb
-import formulae as fm
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from bambi_meta import effects
-from bambi_meta.likelihood import (
-    cluster_indicator,
-    cluster_loglik,
-    cluster_statistics,
-    estimate_loglik,
-    meta_analytic_dist,
-)
-
-LOG_LIKELIHOOD_UNITS = ("cluster", "estimate")
-
-
-def _variables(expression: str) -> set[str]:
-    return fm.model_description(f"{expression} ~ 1").response.var_names
+from bambi_meta import _validate
+from bambi_meta._datatree import as_dataset, draw_blocks
+from bambi_meta.bambi_ext.formula import expression_variables
+from bambi_meta.engine import predictive
+from bambi_meta.engine.likelihood import meta_analytic_dist
+from bambi_meta.stats.clusters import grouped_loglik
 
 
 class MetaAnalyticFamily(bmb.Family):
@@ -51,6 +43,17 @@ class MetaAnalyticFamily(bmb.Family):
         self.log_likelihood_unit = "cluster" if self.has_clusters else "estimate"
 
     @property
+    def auxiliary_parameters(self) -> list[str]:
+        """The non-parent parameters in the likelihood's order (``tau``, then ``rho``).
+
+        ``bambi.Family`` returns a set, whose iteration order follows ``PYTHONHASHSEED``; Bambi
+        builds the PyMC variables in that order, so the sampler's flat vector (its initial point
+        and adaptation) and hence the draws for a fixed ``random_seed`` would differ between
+        processes. A list fixes the order.
+        """
+        return [name for name in self.likelihood.params if name != self.likelihood.parent]
+
+    @property
     def has_clusters(self) -> bool:
         """Whether the model has a cluster level (a ``rho`` parameter)."""
         return self.n_clusters is not None
@@ -72,15 +75,16 @@ class MetaAnalyticFamily(bmb.Family):
         """
         data = kwargs.get("data")
         rng = np.random.default_rng(random_seed)
+        posterior = as_dataset(posterior)
         uncertainty = model.meta_formula.uncertainty
-        if data is not None and not set(_variables(uncertainty)) <= set(data.columns):
+        if data is not None and not expression_variables(uncertainty) <= set(data.columns):
             raise ValueError(
                 f"Predicting observed effect sizes for new data needs their sampling uncertainty "
                 f"'{uncertainty}' (each new estimate has its own sampling error). For the true "
                 "effects use kind='response_params' (or bmm.prediction_intervals)."
             )
         rows = model.meta_data(data, require_response=False)
-        replicated = effects.draw_replicates(model, posterior, rows, rng)
+        replicated = predictive.draw_replicates(model, posterior, rows, rng)
         return xr.DataArray(
             replicated,
             dims=("chain", "draw", "__obs__"),
@@ -92,36 +96,52 @@ class MetaAnalyticFamily(bmb.Family):
         )
 
     def log_likelihood(self, model, posterior, data=None, **kwargs) -> xr.DataArray:
-        """Pointwise log-likelihood per cluster (default with clusters) or per estimate.
+        """Pointwise log-likelihood per cluster (default with clusters), estimate or group.
 
         ``unit="cluster"`` gives the joint density of each cluster's rows (leave-one-cluster-out);
-        ``unit="estimate"`` the density of each row given the rest of its cluster.
+        ``unit="estimate"`` the density of each row given the rest of its cluster; the name of a
+        column groups the rows by its values (``likelihood.grouped_loglik``).
         """
         unit = kwargs.get("unit", self.log_likelihood_unit)
-        if unit not in LOG_LIKELIHOOD_UNITS:
-            raise ValueError(
-                f"'unit' must be one of {', '.join(LOG_LIKELIHOOD_UNITS)}; got {unit!r}."
-            )
         rows = model.meta_data(data, require_response=True)
-        draws = model.parameter_draws(posterior, rows)
-        residual = rows.effect_sizes - draws["mu"]
-        if not self.has_clusters:
-            variance = rows.variances + draws["tau"] ** 2
-            values = -0.5 * (np.log(2 * np.pi * variance) + residual**2 / variance)
-            dim, labels = "__obs__", np.arange(values.shape[-1])
+        clusters = cluster_labels = None
+        if self.has_clusters:
+            clusters, cluster_labels = rows.cluster_codes_in_data()
+        if unit == "estimate":
+            groups, dim, labels = np.arange(len(rows.variances)), "__obs__", None
+        elif unit == "cluster":
+            groups, labels, dim = clusters, cluster_labels, model.cluster
         else:
-            codes, labels = rows.cluster_codes_in_data()
-            indicator = cluster_indicator(codes, len(labels))
-            stats = cluster_statistics(
-                residual, draws["tau"], draws["rho"], rows.variances, indicator
-            )
-            if unit == "cluster":
-                values, dim = cluster_loglik(stats, indicator), model.cluster
-            else:
-                values, dim = estimate_loglik(residual, stats, codes), "__obs__"
-                labels = np.arange(values.shape[-1])
+            frame = model.data if data is None else data
+            codes, labels = pd.factorize(frame[unit], sort=True)
+            if (codes < 0).any():
+                raise ValueError(
+                    f"unit='{unit}': the column must have a value on every row; "
+                    f"{_validate.describe_rows(codes < 0)} are missing (NaN)."
+                )
+            groups, dim = codes, unit
+        n_groups = int(groups.max()) + 1
+        values = np.empty((posterior.sizes["chain"], posterior.sizes["draw"], n_groups))
+        for (chain, draws), block in draw_blocks(posterior, len(rows.variances)):
+            parameters = model.parameter_draws(block, rows)
+            residual = rows.effect_sizes - parameters["mu"]
+            values[chain, draws] = grouped_loglik(
+                residual,
+                parameters["tau"],
+                parameters.get("rho"),
+                rows.variances,
+                clusters,
+                groups,
+                n_groups,
+            )[0]
+        if labels is None:
+            labels = np.arange(n_groups)
         return xr.DataArray(
             values,
             dims=("chain", "draw", dim),
-            coords={"chain": posterior["chain"], "draw": posterior["draw"], dim: labels},
+            coords={
+                "chain": posterior["chain"],
+                "draw": posterior["draw"],
+                dim: np.asarray(labels),
+            },
         )

@@ -3,9 +3,10 @@
 import numpy as np
 import pandas as pd
 
+from bambi_meta import _validate
 from bambi_meta._datatree import posterior_of
-from bambi_meta.columns import MetaData
-from bambi_meta.effects import conditional_effects, draw_new_true_effects
+from bambi_meta.bambi_ext.columns import MetaData, check_new_data
+from bambi_meta.engine.predictive import cluster_posterior, draw_new_true_effects
 
 
 def prediction_intervals(
@@ -43,17 +44,18 @@ def prediction_intervals(
     -------
     pandas.DataFrame
     """
-    if not 0 < level < 1:
-        raise ValueError(f"'level' must be between 0 and 1; got {level!r}.")
+    level = _validate.check_open_unit_interval(level, "level")
     if data is None:
         if model.parameters["mu"].common_terms:
             raise ValueError(
                 "This is a meta-regression: pass 'data' with the moderator values to predict at."
             )
         data = pd.DataFrame(index=[0])
+    else:
+        data = check_new_data(model, data, "data", model.conditional_parameters)
     posterior = posterior_of(idata)
     rng = np.random.default_rng(random_seed)
-    conditional = conditional_effects(model, posterior)
+    clusters = cluster_posterior(model, posterior)
     tail = (1 - level) / 2
 
     pooled = model.parameter_draws(posterior, _rows(data, None, None))["mu"]
@@ -64,14 +66,12 @@ def prediction_intervals(
 
     labels = np.array([f"new cluster {i}" for i in range(len(data))], dtype=object)
     codes = np.full(len(data), -1)
-    new_cluster = draw_new_true_effects(
-        model, posterior, conditional, _rows(data, labels, codes), rng
-    )
+    new_cluster = draw_new_true_effects(model, posterior, clusters, _rows(data, labels, codes), rng)
     table["PI lower"], table["PI upper"] = _quantiles(new_cluster, tail)
 
     if model.cluster is not None and model.cluster in data.columns:
         rows = model.meta_data(data, require_response=False, require_variances=False)
-        in_cluster = draw_new_true_effects(model, posterior, conditional, rows, rng)
+        in_cluster = draw_new_true_effects(model, posterior, clusters, rows, rng)
         table["PI lower [cluster]"], table["PI upper [cluster]"] = _quantiles(in_cluster, tail)
     return table
 

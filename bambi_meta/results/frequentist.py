@@ -12,11 +12,12 @@ This is metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/estimate)`` (``struct=
 :math:`\ge 0`) and ``rma.mv(yi, vi, random = ~ estimate | cluster, struct = "CS")``
 (``struct="CS"``, which also admits :math:`\rho < 0` while the marginal covariance stays positive
 definite). Without clusters it is ``rma.uni`` (:math:`\tau^2` only). Pure numpy/scipy; the
-likelihood algebra lives in :mod:`bambi_meta._profile`.
+likelihood algebra lives in :mod:`bambi_meta.stats.reml`.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,8 +25,9 @@ import pandas as pd
 import scipy.optimize
 import scipy.stats
 
-from bambi_meta import _profile
-from bambi_meta._profile import ModelData
+from bambi_meta import _validate
+from bambi_meta.stats import reml as _profile
+from bambi_meta.stats.reml import ModelData
 
 __all__ = ["FrequentistFit", "fit_frequentist", "lrt"]
 
@@ -116,6 +118,10 @@ class FrequentistFit:
         r""":math:`H^2 = (\tau^2 + \tilde v) / \tilde v` with the typical variance."""
         return (self.tau2 + self.typical_v) / self.typical_v
 
+    @property
+    def _rho_unidentified(self) -> bool:
+        return self.rho is not None and self.tau2 > 0.0 and not np.isfinite(self.rho)
+
     def _estimates(self) -> dict[str, float]:
         return {
             "tau2": self.tau2,
@@ -191,6 +197,11 @@ class FrequentistFit:
             )
         if parameter == "rho" and self.tau2 == 0.0:
             raise ValueError("'rho' is not identified (tau2 = 0); no profile interval exists.")
+        if parameter in ("rho", "sigma2_cluster", "sigma2_estimate") and self._rho_unidentified:
+            raise ValueError(
+                f"'{parameter}' is not identified (every cluster has one estimate); no profile "
+                "interval exists."
+            )
         name = "tau2" if parameter == "tau" else parameter
         estimate = self._estimates()[name]
         rho_low = -1.0 if self.struct == "CS" else 0.0
@@ -248,7 +259,8 @@ class FrequentistFit:
         )  # fmt: skip
         if profile:
             for name in names:
-                if not (name == "rho" and self.tau2 == 0.0):
+                unidentified = self._rho_unidentified and name != "tau2"
+                if not (name == "rho" and self.tau2 == 0.0) and not unidentified:
                     var.loc[name, ["ci_lower", "ci_upper"]] = self.profile_ci(name)
         return pd.concat([rows, var])
 
@@ -359,8 +371,18 @@ def fit_frequentist(
     qe = _profile.evaluate(data, 0.0, 0.0, reml=False).rss
     qm, qm_df, qmp = _moderator_test(data.X, ev.beta, ev.vcov)
     typical_v = _profile.typical_variance(data)
+    if data.clustered and np.max(data.cluster_sizes) == 1:
+        # Any rho gives the same likelihood when every cluster has one estimate.
+        warnings.warn(
+            "Every cluster has a single estimate: the cluster and estimate levels cannot be "
+            "told apart, so rho (and the split of tau2 into sigma2_cluster and sigma2_estimate) "
+            "is not identified and is reported as NaN; tau2 is.",
+            UserWarning,
+            stacklevel=2,
+        )
+        rho = np.nan
     if data.clustered:
-        share = rho if np.isfinite(rho) else 0.0
+        share = rho if np.isfinite(rho) else (0.0 if tau2 == 0.0 else np.nan)
         sc, se_ = tau2 * share, tau2 * (1.0 - share)
         comps = {"sigma2_cluster": sc, "sigma2_estimate": se_}
     else:
@@ -435,9 +457,7 @@ def _z(level: float) -> float:
 
 
 def _check_level(level: float) -> float:
-    if not (isinstance(level, int | float) and 0.0 < level < 1.0):
-        raise ValueError(f"'level' must be a number in (0, 1); got {level!r}.")
-    return float(level)
+    return _validate.check_open_unit_interval(level, "level")
 
 
 def _moderator_test(

@@ -1,7 +1,7 @@
 """``MetaModel``: a ``bmb.Model`` for (multilevel) meta-analysis with known sampling variances."""
 
-import re
 import warnings
+from functools import partial
 
 import bambi as bmb
 import formulae as fm
@@ -9,27 +9,36 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta import _validate, printout, sampling
+from bambi_meta import _upstream, _validate
 from bambi_meta._datatree import as_dataset
-from bambi_meta.columns import MetaData, read_meta_data
-from bambi_meta.family import MetaAnalyticFamily
-from bambi_meta.formula import (
+from bambi_meta.bambi_ext import printout
+from bambi_meta.bambi_ext.columns import MetaData, check_new_data, read_meta_data
+from bambi_meta.bambi_ext.family import MetaAnalyticFamily
+from bambi_meta.bambi_ext.formula import (
     RESPONSE_FUNCTION,
     SCALE_PARAMETERS,
     MetaFormula,
     center_continuous_moderators,
+    expression_variables,
     formula_has_intercept,
+    formula_variables,
+    is_identifier,
     parse_meta_formula,
     parse_scale_formulas,
+    uncentred_name,
 )
-from bambi_meta.frequentist import fit_frequentist
-from bambi_meta.priors import (
+from bambi_meta.bambi_ext.priors import (
     MEASURES,
     coefficient_scale,
     default_priors,
     default_scale_priors,
     unit_information_sd,
+    warn_about_prior_data_conflict,
 )
+from bambi_meta.effect_sizes.escalc import ESCALC_MEASURES, model_arguments, prior_measure
+from bambi_meta.engine import predictive, sampling
+from bambi_meta.results.coefficients import to_raw_scale, to_sampled_scale
+from bambi_meta.results.frequentist import fit_frequentist
 
 FORMULA_NAMESPACE = {"sqrt": np.sqrt, "log": np.log, "exp": np.exp, "np": np}
 # With PyMC's NUTS (``inference_method="pymc"``) chains run one after the other below this many
@@ -68,7 +77,7 @@ class MetaModel(bmb.Model):
         One row per estimate.
     measure : str
         Effect-size measure, which sets the default priors: one of ``SMD``, ``ZCOR``, ``OR``,
-        ``RR``, ``HR``, ``IRR``, ``RD``, ``GEN`` (see ``bambi_meta.priors``).
+        ``RR``, ``HR``, ``IRR``, ``RD``, ``GEN`` (see ``bambi_meta.bambi_ext.priors``).
     priors : dict, optional
         Bambi priors overriding the defaults, e.g. ``{"tau": bmb.Prior("HalfCauchy", beta=0.5)}``;
         ``{"tau": 0}`` gives the common-effect model. Moderators are named as in the formula
@@ -111,24 +120,38 @@ class MetaModel(bmb.Model):
             additionals, self.meta_formula.cluster is not None
         )
         data = _validate.require_dataframe(data)
+        # A data frame made by bmm.escalc records its measure (and sample-size column).
+        recorded = model_arguments(data, measure, effect_sizes=self.meta_formula.response)
+        measure = recorded.get("measure", measure)
+        if sample_sizes is None and uisd is None:
+            sample_sizes = recorded.get("sample_sizes")
         if measure is None:
             raise ValueError(
-                f"'measure' is required (it sets the default priors): one of {', '.join(MEASURES)}."
+                f"'measure' is required (it sets the default priors): one of {', '.join(MEASURES)}"
+                f", or any measure of bmm.escalc ({', '.join(ESCALC_MEASURES)}); it is "
+                "read from the data when bmm.escalc computed the effect sizes."
             )
+        if isinstance(measure, str) and measure.upper() in ESCALC_MEASURES:
+            measure = prior_measure(measure.upper())
         self.measure = _validate.check_choice(measure, "measure", MEASURES)
         data = self._drop_or_reject_missing(data, additionals, dropna)
-        _validate.check_moderators_vary(data, self._moderator_variables(data))
+        data = _with_numeric_response_columns(data, self.meta_formula)
+        moderators = self._moderator_variables(data)
+        _validate.check_reserved_names(moderators)
+        _validate.check_moderators_vary(data, moderators)
         _validate.check_number_of_estimates(len(data))
 
-        self._namespace = dict(FORMULA_NAMESPACE)
+        self.formula_namespace = dict(FORMULA_NAMESPACE)
         self._training = self._read_training_rows(data)
         sizes = None if sample_sizes is None else _sample_sizes(data, sample_sizes)
         self.uisd = unit_information_sd(self.measure, self._training.variances, sizes, uisd)
+        if uisd is None:
+            warn_about_prior_data_conflict(self._training, self.measure, self.uisd, priors or {})
 
         family = MetaAnalyticFamily(None if self.cluster is None else len(self.cluster_levels))
         family.set_default_priors(default_priors(self.uisd, {}, False, family.has_clusters))
         formulas = self._centred_moderators(data)
-        self._namespace[RESPONSE_FUNCTION] = self._response_columns
+        self.formula_namespace[RESPONSE_FUNCTION] = self._response_columns
         user_priors = self._rename_user_priors(priors or {})
         super().__init__(
             bmb.Formula(
@@ -140,7 +163,7 @@ class MetaModel(bmb.Model):
             priors=user_priors,
             auto_scale=False,
             center_predictors=False,
-            extra_namespace=self._namespace,
+            extra_namespace=self.formula_namespace,
             **kwargs,
         )
         self._check_designs_have_full_rank()
@@ -158,11 +181,11 @@ class MetaModel(bmb.Model):
     ):
         """Sample the posterior; returns an xarray DataTree like ``bambi.Model.fit``.
 
-        By default (``inference_method=None`` or ``"nutpie"``) nutpie's NUTS runs on the
-        log-density compiled once per model by PyTensor (``bambi_meta.sampling``): about 1 s to
-        compile (cached on disk) instead of nutpie's own 11-14 s, and several times PyMC's
-        sampling speed. Any other ``inference_method`` (``"pymc"``, ``"vi"``, ...)
-        goes to Bambi unchanged. Chains run one after the other (``cores=1``) unless ``cores``
+        By default (``inference_method=None`` or ``"nutpie"``) nutpie's NUTS runs on the log-density
+        compiled once per model by PyTensor (``bambi_meta.engine.sampling``): about 1 s to compile
+        (cached on disk) instead of nutpie's own 11-14 s, and several times PyMC's sampling speed.
+        Any other ``inference_method`` (``"pymc"``, ``"vi"``, ...) goes to Bambi unchanged. Chains
+        run one after the other (``cores=1``) unless ``cores``
         is given, with PyMC's NUTS only below ``SEQUENTIAL_CHAINS_BELOW`` estimates.
 
         Parameters
@@ -180,7 +203,10 @@ class MetaModel(bmb.Model):
             ``idata_kwargs={"log_likelihood": True}`` the pointwise log-likelihood is this
             family's (per cluster when the model has clusters), not PyMC's single joint value.
         """
-        default_sampler = inference_method in (None, "nutpie")
+        inference_method = sampling.check_fit_arguments(
+            inference_method, draws=draws, tune=tune, chains=chains, options=kwargs
+        )
+        default_sampler = inference_method == "nutpie"
         if default_sampler or self.n_estimates < SEQUENTIAL_CHAINS_BELOW:
             kwargs.setdefault("cores", 1)
         idata_kwargs = dict(kwargs.pop("idata_kwargs", None) or {})
@@ -195,25 +221,115 @@ class MetaModel(bmb.Model):
         else:
             if idata_kwargs:
                 kwargs["idata_kwargs"] = idata_kwargs
-            idata = super().fit(
+            bambi_fit = _upstream.with_compile_cache_fallback(super().fit)
+            idata = bambi_fit(
                 draws=draws, tune=tune, chains=chains, inference_method=inference_method, **kwargs
             )
+        if not isinstance(idata, xr.DataTree):  # e.g. the approximation of inference_method="vi"
+            return idata
+        idata["posterior"] = to_raw_scale(self, idata["posterior"])
         if wants_log_likelihood:
             self.compute_log_likelihood(idata)
         return idata
 
+    def predict(
+        self,
+        idata,
+        kind: str = "response_params",
+        data: pd.DataFrame | None = None,
+        inplace: bool = True,
+        include_group_specific: bool = True,
+        sample_new_groups=None,
+        random_seed=None,
+    ):
+        """Bambi's ``predict``, where a known cluster's mean includes its cluster effect.
+
+        ``kind="response_params"`` adds ``mu`` to the posterior: for a row of a cluster the
+        model was fitted to, the pooled effect plus that cluster's effect u_j (drawn, per
+        posterior draw, from its exact conditional posterior, as a latent-effects model would
+        hold it), i.e. the mean of a new estimate of that cluster; for a row of a new cluster
+        (or a model without clusters) the pooled effect X beta. ``include_group_specific=False``
+        gives the pooled effect on every row. ``kind="response"`` also draws new effect sizes
+        (``posterior_predictive``), which needs their sampling variances. For each estimate's
+        own shrunken true effect see :func:`bambi_meta.true_effects`; for the cluster effects
+        :func:`bambi_meta.cluster_effects`.
+
+        Parameters
+        ----------
+        idata : xarray.DataTree
+            What ``model.fit()`` returned.
+        kind : {"response_params", "response"}
+            As in Bambi.
+        data : pandas.DataFrame, optional
+            New rows: moderator values, optionally the cluster column (rows without it are new
+            clusters) and, for ``kind="response"``, the sampling uncertainty. The fitted rows by
+            default.
+        inplace, include_group_specific, sample_new_groups, random_seed
+            As in Bambi; ``random_seed`` also seeds the draws of the cluster effects.
+
+        Returns
+        -------
+        xarray.DataTree or None
+        """
+        if data is not None:
+            data = check_new_data(self, data, "data", self.conditional_parameters)
+        rows = self.meta_data(data, require_response=False, require_variances=False)
+        sampled = idata.copy()
+        sampled["posterior"] = to_sampled_scale(self, idata["posterior"])
+        predicted = super().predict(
+            sampled,
+            kind=kind,
+            data=data,
+            inplace=False,
+            include_group_specific=include_group_specific,
+            sample_new_groups=sample_new_groups,
+            random_seed=random_seed,
+        )
+        posterior = as_dataset(idata["posterior"])
+        new_variables = {
+            name: values
+            for name, values in as_dataset(predicted["posterior"]).data_vars.items()
+            if name not in posterior
+        }
+        if include_group_specific and self.family.has_clusters:
+            rng = np.random.default_rng(random_seed)
+            shift = predictive.known_cluster_shift(self, posterior, rows, rng)
+            new_variables["mu"] = new_variables["mu"] + xr.DataArray(
+                shift, dims=("chain", "draw", "__obs__")
+            ).transpose(*new_variables["mu"].dims)
+        target = idata if inplace else idata.copy()
+        target["posterior"] = posterior.assign(new_variables)
+        if "posterior_predictive" in predicted.children:
+            target["posterior_predictive"] = predicted["posterior_predictive"]
+        return None if inplace else target
+
+    def prior_predictive(
+        self, draws: int = 500, var_names=None, omit_offsets: bool = True, random_seed=None
+    ):
+        """Bambi's prior predictive, with the coefficients on the raw scale (as the posterior)."""
+        draws = _validate.check_integer(draws, "draws", 1)
+        idata = _upstream.with_compile_cache_fallback(super().prior_predictive)(
+            draws=draws,
+            var_names=var_names,
+            omit_offsets=omit_offsets,
+            random_seed=_validate.check_random_seed(random_seed),
+        )
+        if "prior" in idata.children:
+            idata["prior"] = to_raw_scale(self, idata["prior"])
+        return idata
+
     def compiled_sampler(self):
-        """The model compiled for nutpie (``bambi_meta.sampling.CompiledModel``), made once.
+        """The model compiled for nutpie (``bambi_meta.engine.sampling.CompiledModel``), made once.
 
         ``fit()`` and :meth:`refitter` share it; rebuilding the model compiles it again.
         """
         return sampling.compiled_model(self)
 
     def refitter(self, sampler: str = "nutpie"):
-        """Compile this model once for refits on new data (see ``bambi_meta.refit``).
+        """Compile this model once for refits on new data (see ``bambi_meta.engine.refit``).
 
         Simulation studies, leave-one-cluster-out and parametric bootstraps refit the same model
-        many times. The returned :class:`~bambi_meta.refit.Refitter` swaps effect sizes,
+        many times. The returned :class:`~bambi_meta.engine.refit.Refitter` swaps effect sizes,
         variances, cluster labels or a row subset (``keep=``) into the compiled log-density
         instead of rebuilding and recompiling. k, the moderator design and the priors stay fixed.
 
@@ -225,16 +341,16 @@ class MetaModel(bmb.Model):
 
         Returns
         -------
-        bambi_meta.refit.Refitter
+        bambi_meta.engine.refit.Refitter
         """
-        from bambi_meta.refit import Refitter
+        from bambi_meta.engine.refit import Refitter
 
         return Refitter(self, sampler)
 
     def compute_log_likelihood(
         self, idata, data=None, inplace: bool = True, unit: str | None = None
     ):
-        """Pointwise log-likelihood for LOO, per cluster or per estimate.
+        """Pointwise log-likelihood for LOO: per cluster, per estimate or per group of a column.
 
         Parameters
         ----------
@@ -245,22 +361,43 @@ class MetaModel(bmb.Model):
             default.
         inplace : bool, default True
             Add the ``log_likelihood`` group to ``idata``; otherwise return a copy with it.
-        unit : {"cluster", "estimate"}, optional
+        unit : str, optional
             ``"cluster"`` (the default with clusters): the joint density of each cluster's rows,
-            for leave-one-cluster-out. ``"estimate"``: each row's density given the rest of its
-            cluster, for leave-one-estimate-out. Without clusters the unit is the estimate.
+            for leave-one-cluster-out. ``"estimate"`` (the default without clusters): each row's
+            density given the rest of its cluster, for leave-one-estimate-out. The name of a
+            column of the data: the density of each group of rows with the same value given
+            all other rows, e.g. ``unit="district"`` on a model without clusters, so that
+            ``az.compare`` can rank it against the three-level model on the same units.
 
         Returns
         -------
         xarray.DataTree or None
         """
+        unit = self._check_log_likelihood_unit(unit, data)
         if not inplace:
             idata = idata.copy()
         posterior = as_dataset(idata["posterior"])
-        unit = unit or self.family.log_likelihood_unit
         values = self.family.log_likelihood(self, posterior, data, unit=unit)
         idata["log_likelihood"] = xr.Dataset({self.meta_formula.response: values})
         return None if inplace else idata
+
+    def _check_log_likelihood_unit(self, unit, data) -> str:
+        if unit is None:
+            return self.family.log_likelihood_unit
+        columns = (self.data if data is None else data).columns
+        if unit == "cluster" and self.cluster is None:
+            raise ValueError(
+                "unit='cluster': this model has no cluster level. Use unit='estimate', or the "
+                "name of a column that groups the rows (e.g. the cluster column of the "
+                "three-level model you compare it with); columns: "
+                f"{', '.join(map(str, columns))}."
+            )
+        if unit not in ("cluster", "estimate") and unit not in columns:
+            raise ValueError(
+                f"'unit' must be 'cluster', 'estimate' or a column of the data; got {unit!r}. "
+                f"Columns: {', '.join(map(str, columns))}."
+            )
+        return unit
 
     def fit_frequentist(self, method: str = "REML", level: float = 0.95):
         """REML or ML fit of the same model (metafor's ``rma.mv``/``rma.uni``), by closed form.
@@ -276,7 +413,7 @@ class MetaModel(bmb.Model):
 
         Returns
         -------
-        bambi_meta.frequentist.FrequentistFit
+        bambi_meta.results.frequentist.FrequentistFit
         """
         if self.scale_formulas:
             raise NotImplementedError(
@@ -317,9 +454,7 @@ class MetaModel(bmb.Model):
         """Data columns used as moderators, per modelled parameter (``mu``, ``tau``, ``rho``)."""
         formulas = {"mu": self.meta_formula.fixed, **self.scale_formulas}
         return {
-            name: sorted(
-                (fm.model_description(f"y ~ {rhs}").var_names - {"y"}) & set(self.data.columns)
-            )
+            name: sorted(formula_variables(rhs) & set(self.data.columns))
             for name, rhs in formulas.items()
         }
 
@@ -352,7 +487,7 @@ class MetaModel(bmb.Model):
             data,
             self.meta_formula,
             self.cluster_levels,
-            self._namespace,
+            self.formula_namespace,
             require_response,
             data,
             require_variances,
@@ -371,7 +506,8 @@ class MetaModel(bmb.Model):
         only the scale moderators); all likelihood parameters by default.
         """
         frame = None if rows is None else rows.frame
-        idata = xr.DataTree.from_dict({"posterior": as_dataset(posterior)})
+        posterior = as_dataset(posterior)
+        idata = xr.DataTree.from_dict({"posterior": to_sampled_scale(self, posterior)})
         draws = {}
         for name in parameters or self.family.likelihood.params:
             component = self.parameters[name]
@@ -389,7 +525,7 @@ class MetaModel(bmb.Model):
     # ----------------------------------------------------------------------------------------
     def _read_training_rows(self, data: pd.DataFrame) -> MetaData:
         form = self.meta_formula
-        rows = read_meta_data(data, form, None, self._namespace, True)
+        rows = read_meta_data(data, form, None, self.formula_namespace, True)
         self.cluster_levels = None
         if form.cluster is not None:
             labels = pd.Series(rows.cluster_labels)
@@ -399,7 +535,16 @@ class MetaModel(bmb.Model):
                 pairs = labels.astype(str) + ":" + data[form.estimate_id].astype(str).to_numpy()
                 _validate.check_unique_within(pairs, form.cluster, form.estimate_id)
             self.cluster_levels = np.unique(rows.cluster_labels)
-        return read_meta_data(data, form, self.cluster_levels, self._namespace, True)
+            if len(self.cluster_levels) == len(labels):
+                warnings.warn(
+                    f"Every cluster of '{form.cluster}' has a single estimate, so the cluster and "
+                    "estimate levels cannot be told apart: rho is not identified (its posterior "
+                    f"is its prior, and REML reports no rho). Drop '(1|{form.cluster})' for the "
+                    "random-effects model, which has the same tau.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        return read_meta_data(data, form, self.cluster_levels, self.formula_namespace, True)
 
     def _response_columns(self, effect_sizes, uncertainty, sd=False, cluster=None):
         """The response call: (effect size, sampling variance, cluster code) per row."""
@@ -417,17 +562,13 @@ class MetaModel(bmb.Model):
         ``_moderator_aliases`` (location terms) and ``_scale_aliases`` (per scale parameter),
         which map centred term names back to what the user wrote.
         """
-        continuous = {
-            name
-            for name in data.columns
-            if pd.api.types.is_numeric_dtype(data[name])
-            and not pd.api.types.is_bool_dtype(data[name])
-        }
         formulas = {"mu": self.meta_formula.fixed, **self.scale_formulas}
         aliases = {}
         for name, rhs in formulas.items():
             if formula_has_intercept(rhs):
-                formulas[name], aliases[name] = center_continuous_moderators(rhs, continuous)
+                formulas[name], aliases[name] = center_continuous_moderators(
+                    rhs, partial(is_continuous_moderator, data, self.formula_namespace)
+                )
             else:
                 aliases[name] = {}
         self._moderator_aliases: dict[str, str] = aliases.pop("mu")
@@ -462,9 +603,32 @@ class MetaModel(bmb.Model):
         for name, prior in priors.items():
             if name in self.scale_formulas:
                 renamed[name] = self._rename_scale_priors(name, prior)
-            else:
-                renamed[by_user_name.get(name, name)] = prior
+                continue
+            _validate.check_prior(name, prior)
+            if name == "mu" and not isinstance(prior, dict):
+                # ``mu`` is what summary() calls the pooled effect of an intercept-only model.
+                if not self.meta_formula.has_intercept:
+                    raise ValueError(
+                        "priors={'mu': ...}: 'mu' is the intercept (pooled effect), and this "
+                        "model has none; give priors per moderator, e.g. {'year': bmb.Prior(...)}."
+                    )
+                name = "Intercept"
+            renamed[by_user_name.get(name, name)] = prior
         return renamed
+
+    def set_priors(self, priors=None, common=None, group_specific=None):
+        """Bambi's ``set_priors``, with the names the constructor accepts (``year``, ``mu``).
+
+        Parameters
+        ----------
+        priors : dict, optional
+            Priors by parameter or term name, as in :class:`MetaModel` (e.g. ``{"year": ...}``).
+        common, group_specific : bambi.Prior, optional
+            As in Bambi.
+        """
+        if priors is not None:
+            priors = self._rename_user_priors(priors)
+        return super().set_priors(priors=priors, common=common, group_specific=group_specific)
 
     def _rename_scale_priors(self, parameter: str, priors: object) -> dict:
         """Priors of a scale formula's terms: ``{"Intercept": ..., "z": ...}``."""
@@ -508,10 +672,7 @@ class MetaModel(bmb.Model):
             common = self.parameters[name].design.common
             if common is None:
                 continue
-            columns = [
-                re.sub(r"center\(([^()]+)\)", r"\1", column)
-                for column in common.as_dataframe().columns
-            ]
+            columns = [uncentred_name(column) for column in common.as_dataframe().columns]
             what = f"{name} ~ {rhs}" if name != "mu" else f"{self.meta_formula.response} ~ {rhs}"
             _validate.check_full_rank(common.design_matrix, columns, what)
 
@@ -519,7 +680,7 @@ class MetaModel(bmb.Model):
         """Columns used as moderators in the location and scale formulas."""
         names = set()
         for rhs in (self.meta_formula.fixed, *self.scale_formulas.values()):
-            names |= fm.model_description(f"y ~ {rhs}").var_names - {"y"}
+            names |= formula_variables(rhs)
         return sorted(name for name in names if name in data.columns)
 
     def _drop_or_reject_missing(
@@ -555,17 +716,55 @@ def _split_formula(formula: str | bmb.Formula) -> tuple[str, tuple[str, ...]]:
 
 
 def _used_variables(form: MetaFormula, additionals: tuple, data: pd.DataFrame) -> list[str]:
-    expressions = [f"{form.response} ~ {form.fixed}", f"{form.uncertainty} ~ 1"]
-    expressions += [f"y ~ {extra.split('~', 1)[1]}" for extra in additionals]
-    names = set()
-    for expression in expressions:
-        names |= fm.model_description(expression).var_names
-    names -= {"y"}
+    names = expression_variables(form.response) | expression_variables(form.uncertainty)
+    for rhs in (form.fixed, *(extra.split("~", 1)[1] for extra in additionals)):
+        names |= formula_variables(rhs)
     for name in (form.cluster, form.estimate_id):
         if name is not None:
             names.add(name)
     _validate.require_columns(data, sorted(names), "formula")
     return sorted(names)
+
+
+def is_continuous_moderator(data: pd.DataFrame, namespace: dict, factor: str) -> bool:
+    """Whether a formula factor (a column or a call like ``log(n)``) is a continuous moderator.
+
+    Numeric columns are continuous, booleans are not (they are treatment contrasts); a call is
+    evaluated on the data by formulae and is continuous when it gives non-boolean numbers.
+    """
+    if is_identifier(factor):
+        column = data[factor] if factor in data.columns else None
+        return (
+            column is not None
+            and pd.api.types.is_numeric_dtype(column)
+            and not pd.api.types.is_bool_dtype(column)
+        )
+    try:
+        design = fm.design_matrices(f"0 + {factor}", data, "error", 1, namespace)
+    except Exception as error:
+        raise ValueError(
+            f"The moderator '{factor}' could not be evaluated on the data "
+            f"({type(error).__name__}: {error})."
+        ) from None
+    (term,) = design.common.terms.values()
+    values = np.asarray(design.common.design_matrix)
+    return all(c.kind == "numeric" for c in term.components) and values.dtype != bool
+
+
+def _with_numeric_response_columns(data: pd.DataFrame, form: MetaFormula) -> pd.DataFrame:
+    """A copy of ``data`` whose effect-size and uncertainty columns are float64.
+
+    They are checked to hold numbers; columns read from text (``"0.118"``) or of object dtype
+    would otherwise reach formulae as categorical variables.
+    """
+    names = sorted(expression_variables(form.response) | expression_variables(form.uncertainty))
+    roles = {name: "Effect sizes" for name in expression_variables(form.response)}
+    data = data.copy()
+    for name in names:
+        data[name] = _validate.numeric_column(
+            data[name], name, roles.get(name, "Sampling uncertainty")
+        )
+    return data
 
 
 def _sample_sizes(data: pd.DataFrame, column: str) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Refit a compiled ``MetaModel`` to new data without recompiling (simulation studies, LOCO).
 
 The likelihood reads its data from named PyTensor shared variables
-(``bambi_meta.likelihood.DATA_NAMES``): effect sizes, sampling variances, cluster codes, cluster
-sizes and row weights. A :class:`Refitter` compiles the model's log-density and gradient once and
-then only swaps those values:
+(``bambi_meta.engine.likelihood.DATA_NAMES``): effect sizes, sampling variances, cluster codes,
+cluster sizes and row weights. A :class:`Refitter` compiles the model's log-density and gradient
+once and then only swaps those values:
 
 - new effect sizes and/or variances for the same rows (simulation studies, parametric bootstrap);
 - new cluster labels for the same rows (clusters must be among the fitted ones);
@@ -14,7 +14,7 @@ What is fixed per compiled model: the number of rows k, the moderator design mat
 priors (a prior is part of the graph; changing one means building and compiling a new model).
 
 With ``sampler="nutpie"`` (the default) every refit runs nutpie's sampler on the model's
-``compiled_sampler()`` (``bambi_meta.sampling``, shared with ``fit()``), with the new data as
+``compiled_sampler()`` (``bambi_meta.engine.sampling``, shared with ``fit()``), with the new data as
 inputs of the compiled function; ``"nutpie-numba"`` compiles with nutpie's own numba path once
 (slow) and then samples small models several times faster. With ``sampler="pymc"`` one PyMC
 NUTS step (holding the compiled logp and gradient) is reused by every ``pm.sample`` call; PyMC
@@ -29,8 +29,9 @@ import pymc as pm
 import xarray as xr
 
 from bambi_meta import _validate
-from bambi_meta.likelihood import DATA_NAMES
-from bambi_meta.sampling import NutpieNumbaModel, stored_variable_names
+from bambi_meta.engine.likelihood import DATA_NAMES
+from bambi_meta.engine.sampling import NutpieNumbaModel, check_fit_arguments, stored_variable_names
+from bambi_meta.results.coefficients import to_raw_scale
 
 SAMPLERS = ("nutpie", "nutpie-numba", "pymc")
 
@@ -118,6 +119,16 @@ class Refitter:
         xarray.DataTree
             With a ``posterior`` group named as in ``model.fit()``, so ``bmm.summary`` works.
         """
+        options = dict(kwargs, random_seed=random_seed)
+        check_fit_arguments(
+            "pymc" if self.sampler == "pymc" else "nutpie",
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            options=options,
+        )
+        random_seed = options.pop("random_seed")
+        kwargs = options
         values = self._new_values(data, effect_sizes, variances, keep)
         if self.sampler != "pymc":
             idata = self._compiled.sample(
@@ -141,7 +152,9 @@ class Refitter:
                     var_names=self.var_names,
                     **kwargs,
                 )
-        return self.model.backend._clean_results(idata, True, False)
+        idata = self.model.backend._clean_results(idata, True, False)
+        idata["posterior"] = to_raw_scale(self.model, idata["posterior"])
+        return idata
 
     @contextmanager
     def data(self, values: dict):

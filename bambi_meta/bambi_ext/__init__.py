@@ -1,0 +1,1 @@
+"""What plugs into Bambi: the meta-analytic formula, data columns, priors, family and model."""
