@@ -13,7 +13,7 @@ Row :math:`i` in cluster :math:`j`: :math:`y_i = X_i\beta + u_j + e_i + \varepsi
 a 2-D density (1-D without clusters or with :math:`\rho` fixed, 0-D with :math:`\tau` fixed)
 integrated on an adaptive sinh-mapped trapezoid grid (:mod:`.quadrature`): the log marginal
 likelihood, posterior moments and quantiles to about ``tol``. :meth:`ExactPosterior.sample`
-draws :math:`(\tau, \rho)` by inverse CDF from the grid (:mod:`.sampler`) and then
+draws :math:`(\tau, \rho)` by inverse CDF from the grid (:mod:`.inverse_cdf`) and then
 :math:`\beta` exactly from its Gaussian at each drawn point: independent draws, no MCMC.
 
 The engine takes arrays and callables and knows nothing of Bambi; ``MetaModel`` passes it the

@@ -3,10 +3,11 @@ r"""The model given :math:`(\tau, \rho)`: validated data, rows sorted by cluster
 Given :math:`(\tau, \rho)` the data are Gaussian with :math:`\beta` integrated out:
 :math:`y \sim N(Xm,\ V + XSX^\top)`, and :math:`\beta \mid \tau, \rho, y \sim N(m + h, A^{-1})`
 with :math:`A = S^{-1} + X^\top V^{-1}X`, :math:`h = A^{-1}X^\top V^{-1}(y - Xm)`
-(:mod:`bambi_meta.engine.kernel` has the algebra). A coefficient with :math:`s_c = \infty` has a
-flat prior: its :math:`S^{-1}` entry is 0 and :math:`\log p(y)` is then defined with the flat
-density 1 (Lebesgue measure), i.e. it drops :math:`\log(s_c\sqrt{2\pi})`: improper, comparable
-only between models with the same flat coefficients.
+(:mod:`bambi_meta.engine.exact_kernel` has the algebra). A coefficient with
+:math:`s_c = \infty` has a flat prior: its :math:`S^{-1}` entry is 0 and :math:`\log p(y)` is
+then defined with the flat density 1 (Lebesgue measure), i.e. it drops
+:math:`\log(s_c\sqrt{2\pi})`: improper, comparable only between models with the same flat
+coefficients.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bambi_meta.engine import kernel
+from bambi_meta.engine import exact_kernel
 
 __all__ = ["ConditionalGaussian", "GaussianModel", "cluster_codes", "prepare"]
 
@@ -44,7 +45,7 @@ class ConditionalGaussian:
 
     def covariance(self) -> np.ndarray:
         r""":math:`A^{-1}` per point, shape (n, p, p)."""
-        return kernel.conditional_covariance(self.factor)
+        return exact_kernel.conditional_covariance(self.factor)
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,7 +83,7 @@ class GaussianModel:
         parts = []
         for start in range(0, max(len(tau2), 1), _CHUNK):
             part = slice(start, start + _CHUNK)
-            log_det, cross = kernel.gaussian_sums(
+            log_det, cross = exact_kernel.gaussian_sums(
                 self.variances,
                 self.design,
                 self.starts,
@@ -90,7 +91,9 @@ class GaussianModel:
                 np.ascontiguousarray(between[part]),
                 self.n_clusters > 0,
             )
-            parts.append(kernel.gaussian_conditional(log_det, cross, self.precision, self.constant))
+            parts.append(
+                exact_kernel.gaussian_conditional(log_det, cross, self.precision, self.constant)
+            )
         if len(parts) > 1:
             parts = [tuple(np.concatenate(a) for a in zip(*parts, strict=True))]
         log_lik, shift, factor = parts[0]
@@ -102,7 +105,7 @@ class GaussianModel:
         for start in range(0, len(tau), _CHUNK):
             part = slice(start, start + _CHUNK)
             cond = self.conditional(tau[part], rho[part])
-            out[part] = kernel.conditional_draws(cond.mean, cond.factor, normals[part])
+            out[part] = exact_kernel.conditional_draws(cond.mean, cond.factor, normals[part])
         return out
 
 
@@ -195,7 +198,7 @@ def prepare(yi, vi, X, cluster, beta_mean, beta_sd) -> GaussianModel:
         starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_clusters))])
     flat = np.isinf(s)
     design = np.column_stack([y - Xa @ np.where(flat, 0.0, m), Xa])[order]
-    constant = (k - flat.sum()) * kernel.LOG_2PI + 2.0 * np.log(s[~flat]).sum()
+    constant = (k - flat.sum()) * exact_kernel.LOG_2PI + 2.0 * np.log(s[~flat]).sum()
     return GaussianModel(
         variances=np.ascontiguousarray(v[order]),
         design=np.ascontiguousarray(design),

@@ -27,8 +27,8 @@ from scipy import special
 
 from bambi_meta.engine import quadrature
 from bambi_meta.engine.gaussian import GaussianModel
+from bambi_meta.engine.inverse_cdf import GridSampler, fine_step
 from bambi_meta.engine.priors import from_real_line
-from bambi_meta.engine.sampler import GridSampler, fine_step
 
 __all__ = ["AxisGrid", "ExactPosterior", "QuadratureGrid", "Summary", "summarise"]
 
@@ -147,7 +147,7 @@ class ExactPosterior:
     )
 
     def sampler(self, n_draws: int) -> GridSampler | None:
-        """The inverse-CDF sampler for ``n_draws`` draws (:func:`.sampler.fine_step`; cached).
+        """The inverse-CDF sampler for ``n_draws`` draws (:func:`.inverse_cdf.fine_step`; cached).
 
         None when nothing is integrated.
         """

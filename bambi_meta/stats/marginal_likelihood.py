@@ -388,7 +388,7 @@ def conditional_log_density(
         \log p(y \mid \tau, \rho) = \log N(y;\ Xm,\ V + XSX^\top),\quad
         V_j = D_j + bb^\top,\ d_i = v_i + \tau^2(1-\rho),\ b_i = \tau\sqrt\rho,
 
-    without :math:`k \times k` matrices (:mod:`bambi_meta.engine.kernel`: one pass over the
+    without :math:`k \times k` matrices (:mod:`bambi_meta.engine.exact_kernel`: one pass over the
     rows sorted by cluster for all points): Sherman-Morrison per cluster,
     :math:`\log|V_j| = \sum\log d_i + \log(1 + S_{bb})`, :math:`S_{bb} = \sum b_i^2/d_i`, and
     Woodbury, :math:`\log|V + XSX^\top| = \log|V| + \log|S| + \log|S^{-1} + X^\top V^{-1}X|`.

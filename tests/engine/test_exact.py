@@ -1,4 +1,4 @@
-"""The exact engine (bambi_meta.engine): kernel, quadrature, sampler (numpy / numba only).
+"""The exact engine (bambi_meta.engine.exact): kernel, quadrature, sampler (numpy, numba).
 
 References: tests/data/dat.*.exact.json (shared/data, reference/exact_posterior.py: an
 independent 2-D quadrature on 201 x 201 nodes with beta integrated analytically). Their own
@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
-from bambi_meta.engine import kernel, quadrature
+from bambi_meta.engine import exact_kernel, quadrature
 from bambi_meta.engine.exact import (
     BetaPrior,
     HalfNormalPrior,
@@ -117,10 +117,10 @@ def test_flat_prior_is_the_limit_of_wide_priors():
 def test_points_do_not_interact():
     """A point's result is bitwise the same alone or in a batch (blocks are independent)."""
     model = prepare(Y_SMALL, V_SMALL, X_SMALL, CLUSTER_SMALL, 0.0, 1.0)
-    tau = np.random.default_rng(1).uniform(0.01, 2.0, 3 * kernel.BLOCK + 7)
+    tau = np.random.default_rng(1).uniform(0.01, 2.0, 3 * exact_kernel.BLOCK + 7)
     rho = np.random.default_rng(2).uniform(0.0, 1.0, len(tau))
     batch = model.conditional(tau, rho)
-    for g in (0, kernel.BLOCK, len(tau) - 1):
+    for g in (0, exact_kernel.BLOCK, len(tau) - 1):
         alone = model.conditional(tau[g : g + 1], rho[g : g + 1])
         assert alone.log_lik[0] == batch.log_lik[g]
         assert (alone.factor[0] == batch.factor[g]).all()
@@ -286,7 +286,7 @@ MCSE_SCALE = [1.0, 2**-0.5] + [
 def test_sampler_error_is_far_below_monte_carlo_error(case, n_draws):
     """The sampler's own distribution vs the quadrature: < 1/10 of the MCSE of n draws.
 
-    The table's resolution follows n (sampler.fine_step, aiming at 1/20). Measured: at most
+    The table's resolution follows n (inverse_cdf.fine_step, aiming at 1/20). Measured: at most
     1/23 of the MCSE (the sd at 10^6 draws: 3.1e-5 posterior sds vs an MCSE of 7.1e-4).
     """
     post = fitted(*case)
