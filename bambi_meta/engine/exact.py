@@ -28,7 +28,7 @@ Examples
 ...     [0.1, 0.3, 0.2, 0.5], [0.01, 0.02, 0.015, 0.01], None, [1, 1, 2, 2],
 ...     beta_mean=0.0, beta_sd=1.0, tau_prior=HalfNormalPrior(0.5), rho_prior=BetaPrior(1, 1),
 ... )
->>> bool(post.log_marginal_likelihood_error < 1e-9)
+>>> bool(post.converged and post.log_marginal_likelihood_error < 1e-6)
 True
 >>> draws = post.sample(1000, np.random.default_rng(1))
 >>> draws["beta"].shape

@@ -347,6 +347,15 @@ def run_child(code: str, **env) -> str:
     return out.stdout.strip()
 
 
+def test_engine_imports_no_bambi_pymc_or_pytensor():
+    code = (
+        "import sys\n"
+        "import bambi_meta.engine.exact\n"
+        "print(sorted(m for m in ('bambi', 'pymc', 'pytensor', 'arviz') if m in sys.modules))"
+    )
+    assert run_child(code) == "[]"
+
+
 def test_same_seed_same_draws_in_any_process():
     post = fitted(*KONST)
     first = post.sample(1000, np.random.default_rng(5))
