@@ -136,14 +136,16 @@ class _Integrand:
 
 
 def _number(name: str, x: Any, lo: float, hi: float) -> float:
+    """A fixed value in [lo, hi] (finite), or an error naming what is allowed."""
+    allowed = f"[{lo:g}, {hi:g}]" if math.isfinite(hi) else f"[{lo:g}, inf)"
     try:
         val = float(x)
     except (TypeError, ValueError):
         raise ValueError(
-            f"'{name}' must be a log-density callable or a number in [{lo:g}, {hi:g}]; got {x!r}."
+            f"'{name}' must be a log-density callable or a number in {allowed}; got {x!r}."
         ) from None
-    if not (lo <= val <= hi):
-        raise ValueError(f"'{name}' fixed at {x!r}: must lie in [{lo:g}, {hi:g}].")
+    if not (math.isfinite(val) and lo <= val <= hi):
+        raise ValueError(f"'{name}' fixed at {x!r}: must lie in {allowed}.")
     return val
 
 
@@ -179,7 +181,7 @@ def _parse_priors(tau_prior, rho_prior, clustered: bool):
         tau_free, fixed["tau"] = None, _number("tau_prior", tau_prior, 0.0, math.inf)
     rho_free = None
     if not clustered:
-        if rho_prior is not None and not (not callable(rho_prior) and float(rho_prior) == 0.0):
+        if rho_prior is not None and (callable(rho_prior) or rho_prior != 0):
             raise ValueError(
                 f"'rho_prior' must be None (or 0) without 'cluster'; got {rho_prior!r}."
             )

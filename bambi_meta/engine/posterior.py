@@ -81,7 +81,7 @@ class AxisGrid:
         return np.arcsinh((u - self.center) / self.scale)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
 class QuadratureGrid:
     """The final grid: nodes (flattened, C order over ``shape``), weights, conditional moments."""
 
@@ -95,7 +95,7 @@ class QuadratureGrid:
     beta_cov: np.ndarray  # (G, p, p): A^-1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
 class ExactPosterior:
     r"""Exact posterior of :math:`(\tau, \rho, \beta)`: quadrature results and a sampler.
 
@@ -124,6 +124,11 @@ class ExactPosterior:
     seconds : float
         Wall time of the fit.
     grid : QuadratureGrid
+        Nodes, weights and the conditional moments of beta at each node.
+    model : GaussianModel
+        The validated, cluster-sorted data (the draws of beta evaluate it at each draw).
+    fixed : Mapping[str, float]
+        Parameters held fixed (``tau`` and/or ``rho``), if any.
     """
 
     log_marginal_likelihood: float

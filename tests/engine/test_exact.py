@@ -722,7 +722,9 @@ def test_unmet_tolerance_raises_or_warns(monkeypatch):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"tau_prior": -0.1}, r"'tau_prior' fixed at -0.1: must lie in \[0, inf\]"),
+        ({"tau_prior": -0.1}, r"'tau_prior' fixed at -0.1: must lie in \[0, inf\)"),
+        ({"tau_prior": np.inf}, r"'tau_prior' fixed at inf: must lie in \[0, inf\)"),
+        ({"tau_prior": "wide"}, r"'tau_prior' must be a log-density callable or a number"),
         ({"rho_prior": None}, r"'rho_prior' must be a log-density callable or a value in \[0, 1\]"),
         ({"rho_prior": 1.5}, r"'rho_prior' fixed at 1.5"),
         ({"tau_prior": lambda t: 0.0}, r"must be a vectorised log-density"),
