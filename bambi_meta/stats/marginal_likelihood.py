@@ -1,4 +1,4 @@
-r"""Exact log marginal likelihood by quadrature, and Bayes factors (numpy / scipy only).
+r"""Exact log marginal likelihood by quadrature, and Bayes factors (numpy / scipy / numba).
 
 Row :math:`i` in cluster :math:`j`, known sampling variance :math:`v_i`:
 
@@ -8,17 +8,18 @@ Row :math:`i` in cluster :math:`j`, known sampling variance :math:`v_i`:
     e_i \sim N(0, \tau^2(1-\rho)),\quad \varepsilon_i \sim N(0, v_i),
 
 :math:`\beta \sim N(m, \mathrm{diag}(s^2))` on the design as given, :math:`\tau \sim
-\mathrm{HalfNormal}(\sigma_\tau)`, :math:`\rho \sim \mathrm{Beta}(a, b)`. Given
-:math:`(\tau, \rho)` the data are Gaussian with :math:`\beta` integrated out, so
-:math:`p(y)` is a 2-D (1-D, 0-D) integral over :math:`(\log\tau, \mathrm{logit}\,\rho)`.
+\mathrm{HalfNormal}(\sigma_\tau)` (or any proper prior given as a log-density callable),
+:math:`\rho \sim \mathrm{Beta}(a, b)` (or a callable). Given :math:`(\tau, \rho)` the data are
+Gaussian with :math:`\beta` integrated out, so :math:`p(y)` is a 2-D (1-D, 0-D) integral over
+:math:`(\log\tau, \mathrm{logit}\,\rho)`, computed by the exact engine
+(:func:`bambi_meta.engine.exact.fit_exact`: one pass over the rows per batch of grid points,
+memory :math:`O(\text{points} + k)`).
 """
 
 from __future__ import annotations
 
 import math
-import time
-import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -26,6 +27,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import special
+
+from bambi_meta.engine import gaussian
+from bambi_meta.engine.exact import BetaPrior, ExactPosterior, HalfNormalPrior, fit_exact
 
 __all__ = [
     "BayesFactor",
@@ -40,8 +44,7 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-_DROP = 32.0  # box = {log integrand > max - 32}: the mass left outside is < ~1e-13 of the total
-_CHUNK = 8192  # grid points per vectorised block (memory ~ _CHUNK * k * 8 bytes per array)
+LogDensity = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -53,15 +56,17 @@ class LogMarginalLikelihood:
     value : float
         :math:`\log p(y)`.
     error : float
-        :math:`|\log I_h - \log I_{2h}|`, the change from the half grid (every second node) to
-        the final grid. The trapezoid rule converges geometrically here (halving :math:`h`
-        roughly squares the relative error), so the final grid's error is far smaller.
-        0 when nothing is integrated.
+        :math:`\sum_a |\log I_h - \log I_{2h,a}|`, the changes from the half grids (every
+        second node along each axis) to the final grid. The trapezoid rule converges
+        geometrically here (halving :math:`h` roughly squares the relative error), so the final
+        grid's error is far smaller. 0 when nothing is integrated.
     n_points : int
         Nodes of the final grid (1 when nothing is integrated).
     details : Mapping[str, Any]
         Posterior mean and sd of ``tau``, ``rho`` and ``beta`` from the same quadrature, the
-        free axes, the mode, the sinh map, the box in t-coordinates, level, evaluations, time.
+        free axes, the mode, the sinh map, the box in t-coordinates, nodes per axis,
+        evaluations, time, and ``exact``: the engine's :class:`ExactPosterior` (quantiles,
+        the grid, ``sample``).
     """
 
     value: float
@@ -178,273 +183,115 @@ def _prepare(yi, vi, X, cluster, beta_mean, beta_sd) -> _Data:
     return _Data(y, v, Xa, m.copy(), s.copy(), codes, n_clusters)
 
 
-# --------------------------------------------------------------------------------- integrand
+# --------------------------------------------------------------------------------- priors
 
 
-class _Evaluator:
-    r"""Vectorised :math:`\log p(y \mid \tau, \rho)`, :math:`\beta` integrated out."""
-
-    def __init__(self, data: _Data):
-        self.data = data
-        Z = np.column_stack([data.y - data.X @ data.m, data.X])  # [r0, X], q = p + 1 columns
-        self.q = Z.shape[1]
-        self.zz = (Z[:, :, None] * Z[:, None, :]).reshape(len(Z), -1)
-        if data.codes is not None:
-            self.E = np.zeros((len(Z), data.n_clusters))  # row-to-cluster indicator
-            self.E[np.arange(len(Z)), data.codes] = 1.0
-            self.EZ = (self.E[:, :, None] * Z[:, None, :]).reshape(len(Z), -1)
-        self.const = len(Z) * _LOG_2PI + 2.0 * np.log(data.s).sum()
-
-    def __call__(self, t2w: np.ndarray, t2b: np.ndarray, moments: bool = False):
-        """Arguments: tau^2 (1 - rho) and tau^2 rho per point; returns (logp[, mean, var])."""
-        parts = [
-            self._block(t2w[i : i + _CHUNK], t2b[i : i + _CHUNK], moments)
-            for i in range(0, len(t2w), _CHUNK)
-        ]
-        return tuple(np.concatenate(a) for a in zip(*parts, strict=True))
-
-    def _block(self, t2w, t2b, moments):
-        d, q, G = self.data, self.q, len(t2w)
-        w = 1.0 / (d.v + t2w[:, None])  # 1 / d_i
-        M = (w @ self.zz).reshape(G, q, q)  # Z' D^-1 Z
-        logdet = -np.log(w).sum(axis=1)
-        if d.codes is not None and np.any(t2b > 0):
-            W = w @ self.E  # sum of 1/d_i per cluster: S_bb = b^2 W
-            C = (w @ self.EZ).reshape(G, d.n_clusters, q)  # sum of Z_i/d_i per cluster
-            f = t2b[:, None] / (1.0 + t2b[:, None] * W)  # Sherman-Morrison: b^2 / (1 + S_bb)
-            M = M - np.matmul(np.swapaxes(C * f[:, :, None], 1, 2), C)  # Z' V^-1 Z
-            logdet = logdet + np.log1p(t2b[:, None] * W).sum(axis=1)
-        quad, p = M[:, 0, 0], q - 1
-        mean, var = np.empty((G, p)), np.empty((G, p))
-        if p:
-            A = M[:, 1:, 1:] + np.diag(1.0 / d.s**2)  # S^-1 + X' V^-1 X (Woodbury)
-            L = np.linalg.cholesky(A)
-            logdet = logdet + 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
-            h = np.linalg.solve(A, M[:, 1:, :1])[:, :, 0]  # A^-1 X' V^-1 r0
-            quad = quad - (M[:, 1:, 0] * h).sum(axis=1)
-            if moments:  # beta | tau, rho, y ~ N(m + h, A^-1)
-                mean, var = d.m + h, np.diagonal(np.linalg.inv(A), axis1=1, axis2=2).copy()
-        logp = -0.5 * (self.const + logdet + quad)
-        return (logp, mean, var) if moments else (logp,)
+def _tau_prior(tau_sd, tau_prior, tau_fixed) -> LogDensity | float:
+    """The engine's prior on tau: HalfNormal(tau_sd), a callable, or the fixed value."""
+    sd = None if tau_sd is None else _scalar("tau_sd", tau_sd)
+    if tau_prior is not None:
+        if sd is not None:
+            raise ValueError("Give 'tau_sd' (HalfNormal) or 'tau_prior' (a callable), not both.")
+        if not callable(tau_prior):
+            raise ValueError(
+                f"'tau_prior' must be a vectorised log-density callable of tau; got {tau_prior!r}."
+            )
+    if tau_fixed is not None:
+        return _scalar("tau_fixed", tau_fixed, closed=True)
+    if tau_prior is not None:
+        return tau_prior
+    if sd is None:
+        raise ValueError("'tau_sd' or 'tau_prior' is required unless 'tau_fixed' is given.")
+    return HalfNormalPrior(sd)
 
 
-class _Integrand:
-    """Log posterior kernel on the free axes ``log_tau`` and/or ``logit_rho`` (Jacobians in)."""
-
-    def __init__(self, ev, tau_sd, a, b, tau_fixed, rho_fixed, clustered):
-        self.ev, self.tau_sd, self.a, self.b = ev, tau_sd, a, b
-        self.tau_fixed, self.rho_fixed = tau_fixed, rho_fixed
-        self.axes = [] if tau_fixed is not None else ["log_tau"]
-        if clustered and rho_fixed is None and tau_fixed != 0.0:
-            self.axes.append("logit_rho")
-
-    def parameters(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Tau and rho at the points (rho nan where absent or irrelevant)."""
-        col = dict(zip(self.axes, pts.T, strict=True))
-        tau = np.exp(col["log_tau"]) if "log_tau" in col else np.full(len(pts), self.tau_fixed)
-        if "logit_rho" in col:
-            return tau, special.expit(col["logit_rho"])
-        absent = self.rho_fixed is None or self.tau_fixed == 0.0
-        return tau, np.full(len(pts), np.nan if absent else self.rho_fixed)
-
-    def __call__(self, pts: np.ndarray, moments: bool = False):
-        col, n, extra = dict(zip(self.axes, pts.T, strict=True)), len(pts), 0.0
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if "log_tau" in col:  # HalfNormal(tau_sd) density of tau = e^u, times tau
-                u, ls = col["log_tau"], math.log(self.tau_sd)
-                extra = 0.5 * math.log(2 / math.pi) - ls - 0.5 * np.exp(2 * (u - ls)) + u
-                log_t2 = 2.0 * u
-            else:
-                log_t2 = np.full(n, 2.0 * math.log(self.tau_fixed) if self.tau_fixed else -np.inf)
-            if "logit_rho" in col:  # Beta(a, b) density of rho = expit(w), times rho (1 - rho)
-                w = col["logit_rho"]
-                log_r, log_1m = -np.logaddexp(0.0, -w), -np.logaddexp(0.0, w)
-                extra = extra + self.a * log_r + self.b * log_1m - special.betaln(self.a, self.b)
-            else:
-                r = np.full(n, self.rho_fixed or 0.0)
-                log_r, log_1m = np.log(r), np.log1p(-r)
-            res = self.ev(np.exp(log_t2 + log_1m), np.exp(log_t2 + log_r), moments)
-            val = res[0] + extra
-        val = np.where(np.isfinite(val), val, -np.inf)
-        return (val, *res[1:]) if moments else val
+def _rho_prior(rho_a, rho_b, rho_prior, rho_fixed, clustered) -> LogDensity | float | None:
+    """The engine's prior on rho: Beta(rho_a, rho_b), a callable, the fixed value or None."""
+    a, b = _scalar("rho_a", rho_a), _scalar("rho_b", rho_b)
+    if rho_prior is not None:
+        if (a, b) != (1.0, 1.0):
+            raise ValueError("Give 'rho_a'/'rho_b' (Beta) or 'rho_prior' (a callable), not both.")
+        if not callable(rho_prior):
+            raise ValueError(
+                f"'rho_prior' must be a vectorised log-density callable of rho; got {rho_prior!r}."
+            )
+    if rho_fixed is not None:
+        rho_fixed = _scalar("rho_fixed", rho_fixed, closed=True, hi=1.0)
+        if not clustered and rho_fixed != 0.0:
+            raise ValueError(f"'rho_fixed' must be None or 0 without 'cluster'; got {rho_fixed!r}.")
+        return rho_fixed if clustered else None
+    if not clustered:
+        return None
+    return rho_prior if rho_prior is not None else BetaPrior(a, b)
 
 
 # --------------------------------------------------------------------------------- quadrature
 
 
-def _derivatives(fv: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient and Hessian by central differences from values on a 3 x ... x 3 stencil."""
-    d, e = fv.ndim, np.eye(fv.ndim, dtype=int)
-
-    def at(shift: np.ndarray) -> float:
-        return fv[tuple(1 + shift)]
-
-    g, H = np.empty(d), np.empty((d, d))
-    for i, j in np.ndindex(d, d):
-        if i == j:
-            g[i] = (at(e[i]) - at(-e[i])) / (2.0 * h)
-            H[i, i] = (at(e[i]) - 2.0 * at(0 * e[i]) + at(-e[i])) / h**2
-        else:
-            cross = at(e[i] + e[j]) - at(e[i] - e[j]) - at(e[j] - e[i]) + at(-e[i] - e[j])
-            H[i, j] = cross / (4.0 * h**2)
-    return g, H
-
-
-def _mode_and_scale(f: _Integrand) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mode of the log kernel (coarse scan, then damped Newton) and Laplace sds there."""
-    scan = {"log_tau": math.log(f.tau_sd) + np.linspace(-9, 3, 25), "logit_rho": np.arange(-8, 9)}
-    grid = _tensor([scan[a] for a in f.axes])
-    x, d, h, evals = grid[int(np.argmax(f(grid)))], len(f.axes), 1e-3, len(grid)
-    stencil, damp = _tensor([np.array([-h, 0.0, h])] * d), 0.5 ** np.arange(10)
-    for _ in range(100):
-        fv = f(x + stencil).reshape((3,) * d)
-        g, H = _derivatives(fv, h)
-        try:
-            np.linalg.cholesky(-H)
-            step = np.linalg.solve(-H, g)
-        except np.linalg.LinAlgError:  # not concave here: gradient direction
-            step = g / max(np.abs(g).max(), 1e-300)
-        step *= min(1.0, 2.0 / max(np.abs(step).max(), 1e-300))  # at most 2 units per axis
-        trial = x + damp[:, None] * step
-        ft = f(trial)
-        evals += len(fv.ravel()) + len(trial)
-        best = int(np.argmax(ft))
-        if not ft[best] > fv[(1,) * d]:
-            break
-        x = trial[best]
-        if np.abs(damp[best] * step).max() < 1e-6:
-            break
-    try:
-        np.linalg.cholesky(-H)
-        sd = np.sqrt(np.diag(np.linalg.inv(-H)))
-    except np.linalg.LinAlgError:  # fall back to the curvatures
-        sd = 1.0 / np.sqrt(np.maximum(-np.diag(H), 1e-2))
-    return x, np.where(np.isfinite(sd) & (sd > 0), sd, 1.0), evals
-
-
-def _tensor(axes: list[np.ndarray]) -> np.ndarray:
-    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+def _fit(yi, vi, X, cluster, beta_mean, beta_sd, priors: Mapping[str, Any], tol):
+    """Validate, run the exact engine, and describe the result the way this module always has."""
+    data = _prepare(yi, vi, X, cluster, beta_mean, beta_sd)
+    clustered = data.codes is not None
+    tau = _tau_prior(priors["tau_sd"], priors["tau_prior"], priors["tau_fixed"])
+    rho = _rho_prior(
+        priors["rho_a"], priors["rho_b"], priors["rho_prior"], priors["rho_fixed"], clustered
+    )
+    tol = _scalar("tol", tol)
+    # moment_tol = inf: the rule refines until the half-grid change of log p(y) is below tol
+    # (this module's contract); the engine's moment criterion is for posterior summaries.
+    post = fit_exact(
+        data.y,
+        data.v,
+        data.X,
+        data.codes,
+        beta_mean=data.m,
+        beta_sd=data.s,
+        tau_prior=tau,
+        rho_prior=rho,
+        tol=tol,
+        moment_tol=math.inf,
+        on_failure="warn",
+    )
+    axes = post.grid.axes
+    details: dict[str, Any] = {
+        "free": [f"{ax.kind}_{ax.name}" for ax in axes],
+        "mode": {f"{ax.kind}_{ax.name}": ax.center for ax in axes},
+        "sinh_map_scale": [ax.scale for ax in axes],
+        "t_box": [list(ax.t_range) for ax in axes],
+        "nodes_per_axis": post.nodes_per_axis,
+        "converged": post.converged,
+        "n_evaluations": post.n_evaluations,
+    }
+    for name in ("tau", "rho"):
+        summary = getattr(post, name)
+        if summary is not None:
+            details[name] = {"mean": summary.mean, "sd": summary.sd}
+    details["beta"] = {
+        "mean": np.array([b.mean for b in post.beta]),
+        "sd": np.array([b.sd for b in post.beta]),
+    }
+    details["seconds"] = post.seconds
+    details["exact"] = post
+    n_points = int(np.prod(post.nodes_per_axis)) if axes else 1
+    lml = LogMarginalLikelihood(
+        post.log_marginal_likelihood, post.log_marginal_likelihood_error, n_points, details
+    )
+    return lml, data, post
 
 
-def _t_kernel(f: _Integrand, c, s, t: np.ndarray, moments: bool = False):
-    """Log integrand in t-coordinates, x = c + s sinh(t), dx/dt = s cosh(t)."""
-    x = c + s * np.sinh(t)
-    logcosh = np.abs(t) + np.log1p(np.exp(-2.0 * np.abs(t))) - math.log(2.0)
-    res = f(x, True) if moments else (f(x),)
-    return (res[0] + (np.log(s) + logcosh).sum(axis=1), x, *res[1:])
-
-
-def _find_box(f: _Integrand, c, s) -> tuple[np.ndarray, np.ndarray, int]:
-    """Bounding box (t-coordinates) of {log integrand > max - 32}, plus one search cell."""
-    d, n = len(c), 33
-    lo, hi, evals = np.full(d, -4.0), np.full(d, 4.0), 0
-    while True:
-        ts = [np.linspace(lo[a], hi[a], n) for a in range(d)]
-        g = _t_kernel(f, c, s, _tensor(ts))[0].reshape((n,) * d)
-        evals += g.size
-        keep = g > g.max() - _DROP
-        idx = [
-            np.flatnonzero(keep.any(axis=tuple(b for b in range(d) if b != a))) for a in range(d)
-        ]
-        low = np.array([i[0] == 0 for i in idx])
-        high = np.array([i[-1] == n - 1 for i in idx])
-        if not (low.any() or high.any()):
-            break
-        lo, hi = lo - low, hi + high  # grow by one unit of t (a factor e in sinh t)
-        if max(-lo.min(), hi.max()) > 14.0:  # sinh(14) ~ 6e5 Laplace sds
-            raise RuntimeError("quadrature box search failed: the posterior is not concentrated.")
-    lo = np.array([ts[a][i[0] - 1] for a, i in enumerate(idx)])
-    hi = np.array([ts[a][i[-1] + 1] for a, i in enumerate(idx)])
-    return lo, hi, evals
-
-
-def _log_trapezoid(g: np.ndarray) -> tuple[float, np.ndarray]:
-    """Log of the trapezoid sum of exp(g) on a tensor grid of unit steps, and log weights."""
-    logw = np.zeros_like(g)
-    for a in range(g.ndim):
-        ends = [slice(None)] * g.ndim
-        ends[a] = [0, -1]
-        logw[tuple(ends)] += math.log(0.5)
-    return float(special.logsumexp(g + logw)), logw
-
-
-def _quadrature(f: _Integrand, tol: float):
-    """Nested tensor trapezoid rule in sinh-mapped coordinates with a half-grid error."""
-    d = len(f.axes)
-    c, s, evals = _mode_and_scale(f)
-    lo, hi, more = _find_box(f, c, s)
-    evals += more
-    vals = None
-    for level in range(4, 11 - d):  # 17, 33, ... nodes per axis, each grid nesting the last
-        n = 2**level + 1
-        ts = _tensor([np.linspace(lo[a], hi[a], n) for a in range(d)])
-        new = np.ones((n,) * d, dtype=bool)
-        if vals is not None:  # the previous grid's nodes are every second node of this one
-            new[(slice(None, None, 2),) * d] = False
-        new = new.ravel()
-        fresh = _t_kernel(f, c, s, ts[new], True)
-        evals += int(new.sum())
-        if vals is None:
-            vals = fresh
-        else:
-            old, vals = vals, tuple(np.empty((len(ts), *a.shape[1:])) for a in fresh)
-            for full, a, b in zip(vals, fresh, old, strict=True):
-                full[new], full[~new] = a, b
-        g, x, mean, var = vals
-        g = g.reshape((n,) * d)
-        log_h = float(np.log((hi - lo) / (n - 1)).sum())
-        log_sum, logw = _log_trapezoid(g)
-        log_half = _log_trapezoid(g[(slice(None, None, 2),) * d])[0] + d * math.log(2.0)
-        err = abs(log_sum - log_half)
-        if err < tol:
-            break
-    if err >= tol:
-        msg = f"quadrature stopped at {n} nodes per axis with half-grid change {err:.2g} >= tol."
-        warnings.warn(msg, RuntimeWarning, stacklevel=4)
-    post = np.exp(g + logw - log_sum).ravel()
-    info = dict(mode=dict(zip(f.axes, c.tolist(), strict=True)), sinh_map_scale=s.tolist())
-    info.update(t_box=np.column_stack([lo, hi]).tolist(), nodes_per_axis=n)
-    info.update(converged=bool(err < tol), n_evaluations=evals)
-    return log_sum + log_h, err, x, post, mean, var, info
+def _prior_args(tau_sd, tau_prior, rho_a, rho_b, rho_prior, tau_fixed, rho_fixed) -> dict:
+    return {
+        "tau_sd": tau_sd,
+        "tau_prior": tau_prior,
+        "rho_a": rho_a,
+        "rho_b": rho_b,
+        "rho_prior": rho_prior,
+        "tau_fixed": tau_fixed,
+        "rho_fixed": rho_fixed,
+    }
 
 
 # --------------------------------------------------------------------------------- public API
-
-
-def _fit(yi, vi, X, cluster, beta_mean, beta_sd, tau_sd, rho_a, rho_b, tau_fixed, rho_fixed, tol):
-    start = time.perf_counter()
-    data = _prepare(yi, vi, X, cluster, beta_mean, beta_sd)
-    tau_sd, rho_a, rho_b = (
-        _scalar("tau_sd", tau_sd),
-        _scalar("rho_a", rho_a),
-        _scalar("rho_b", rho_b),
-    )
-    if tau_fixed is not None:
-        tau_fixed = _scalar("tau_fixed", tau_fixed, closed=True)
-    if rho_fixed is not None:
-        rho_fixed = _scalar("rho_fixed", rho_fixed, closed=True, hi=1.0)
-        if cluster is None and rho_fixed != 0.0:
-            raise ValueError(f"'rho_fixed' must be None or 0 without 'cluster'; got {rho_fixed!r}.")
-    tol = _scalar("tol", tol)
-    f = _Integrand(
-        _Evaluator(data), tau_sd, rho_a, rho_b, tau_fixed, rho_fixed, cluster is not None
-    )
-    if f.axes:
-        value, err, x, post, mean, var, info = _quadrature(f, tol)
-    else:  # tau fixed and rho fixed, absent or irrelevant (tau = 0): nothing to integrate
-        x, post, info = np.zeros((1, 0)), np.ones(1), {"converged": True, "n_evaluations": 1}
-        val, mean, var = f(x, moments=True)
-        value, err = float(val[0]), 0.0
-    details: dict[str, Any] = {"free": list(f.axes), **info}
-    for name, arr in zip(("tau", "rho"), f.parameters(x), strict=True):
-        if np.all(np.isfinite(arr)):
-            mu = float(post @ arr)
-            details[name] = {"mean": mu, "sd": math.sqrt(max(float(post @ arr**2) - mu**2, 0.0))}
-    b_mean = post @ mean
-    b_sd = np.sqrt(np.maximum(post @ (var + mean**2) - b_mean**2, 0.0))
-    details["beta"] = {"mean": b_mean, "sd": b_sd}
-    details["seconds"] = time.perf_counter() - start
-    return LogMarginalLikelihood(float(value), err, len(post), details), data, post, mean, var
 
 
 def log_marginal_likelihood(
@@ -455,12 +302,14 @@ def log_marginal_likelihood(
     *,
     beta_mean: ArrayLike,
     beta_sd: ArrayLike,
-    tau_sd: float,
+    tau_sd: float | None = None,
     rho_a: float = 1.0,
     rho_b: float = 1.0,
     tau_fixed: float | None = None,
     rho_fixed: float | None = None,
     tol: float = 1e-9,
+    tau_prior: LogDensity | None = None,
+    rho_prior: LogDensity | None = None,
 ) -> LogMarginalLikelihood:
     r"""Exact log marginal likelihood of the (three-level) meta-analytic model.
 
@@ -475,8 +324,10 @@ def log_marginal_likelihood(
     (:math:`c` the mode, :math:`s` the Laplace sd). The integrand is analytic and, after the
     sinh map, its tails decay double-exponentially, so the trapezoid rule converges
     geometrically. Box: bounding box of :math:`\{\log\text{integrand} > \max - 32\}` plus one
-    search cell. Nodes per axis: 17, 33, 65, ... (nested) until the half-grid change of
-    :math:`\log p(y)` is below ``tol``.
+    node. Each axis's spacing is halved (nested) until the change from its half grid of
+    :math:`\log p(y)` is below ``tol`` / (number of axes); a tolerance the node caps cannot
+    meet gives a ``RuntimeWarning`` and ``details["converged"] = False``
+    (:mod:`bambi_meta.engine.quadrature`).
 
     Parameters
     ----------
@@ -488,8 +339,8 @@ def log_marginal_likelihood(
         Cluster labels. None: the two-level random-effects model (no :math:`\rho`).
     beta_mean, beta_sd : float or array_like, shape (p,)
         Independent normal priors on the coefficients.
-    tau_sd : float
-        Scale of the half-normal prior on :math:`\tau`.
+    tau_sd : float, optional
+        Scale of the half-normal prior on :math:`\tau` (or give ``tau_prior``).
     rho_a, rho_b : float
         Beta prior on :math:`\rho` (used only when ``cluster`` is given and :math:`\rho` free).
     tau_fixed : float, optional
@@ -498,6 +349,10 @@ def log_marginal_likelihood(
         Fix :math:`\rho \in [0, 1]`; 0 removes the cluster level.
     tol : float
         Target for the half-grid change of :math:`\log p(y)`.
+    tau_prior, rho_prior : callable, optional
+        Any proper prior instead of HalfNormal(``tau_sd``) / Beta(``rho_a``, ``rho_b``): a
+        vectorised log-density of :math:`\tau` on :math:`(0, \infty)` (a bounded support such
+        as Uniform(0, 2) is detected and mapped) or of :math:`\rho` on :math:`(0, 1)`.
 
     Returns
     -------
@@ -511,8 +366,8 @@ def log_marginal_likelihood(
     >>> bool(lml.error < 1e-9)
     True
     """
-    args = (beta_mean, beta_sd, tau_sd, rho_a, rho_b, tau_fixed, rho_fixed, tol)
-    return _fit(yi, vi, X, cluster, *args)[0]
+    priors = _prior_args(tau_sd, tau_prior, rho_a, rho_b, rho_prior, tau_fixed, rho_fixed)
+    return _fit(yi, vi, X, cluster, beta_mean, beta_sd, priors, tol)[0]
 
 
 def conditional_log_density(
@@ -533,7 +388,8 @@ def conditional_log_density(
         \log p(y \mid \tau, \rho) = \log N(y;\ Xm,\ V + XSX^\top),\quad
         V_j = D_j + bb^\top,\ d_i = v_i + \tau^2(1-\rho),\ b_i = \tau\sqrt\rho,
 
-    without :math:`k \times k` matrices: Sherman-Morrison per cluster,
+    without :math:`k \times k` matrices (:mod:`bambi_meta.engine.exact_kernel`: one pass over the
+    rows sorted by cluster for all points): Sherman-Morrison per cluster,
     :math:`\log|V_j| = \sum\log d_i + \log(1 + S_{bb})`, :math:`S_{bb} = \sum b_i^2/d_i`, and
     Woodbury, :math:`\log|V + XSX^\top| = \log|V| + \log|S| + \log|S^{-1} + X^\top V^{-1}X|`.
     ``tau`` and ``rho`` broadcast; the result has their broadcast shape.
@@ -546,8 +402,8 @@ def conditional_log_density(
         )
     if not np.all((r >= 0) & (r <= 1) & ((r == 0) | (cluster is not None))):
         raise ValueError("'rho' must lie in [0, 1], and be 0 without 'cluster'.")
-    t2, r = (t**2).ravel(), r.ravel()
-    return _Evaluator(data)(t2 * (1.0 - r), t2 * r)[0].reshape(t.shape)
+    model = gaussian.prepare(data.y, data.v, data.X, data.codes, data.m, data.s)
+    return model.conditional(t.ravel(), r.ravel()).log_lik.reshape(t.shape)
 
 
 def bayes_factor(
@@ -587,12 +443,14 @@ def savage_dickey(
     value: float = 0.0,
     beta_mean: ArrayLike,
     beta_sd: ArrayLike,
-    tau_sd: float,
+    tau_sd: float | None = None,
     rho_a: float = 1.0,
     rho_b: float = 1.0,
     tau_fixed: float | None = None,
     rho_fixed: float | None = None,
     tol: float = 1e-9,
+    tau_prior: LogDensity | None = None,
+    rho_prior: LogDensity | None = None,
 ) -> SavageDickey:
     r"""Savage-Dickey density ratio for the point null :math:`\beta_c = \beta_0`.
 
@@ -610,6 +468,8 @@ def savage_dickey(
     ----------
     yi, vi, X, cluster, beta_mean, beta_sd, tau_sd, rho_a, rho_b, tau_fixed, rho_fixed, tol
         The full model, as in :func:`log_marginal_likelihood`.
+    tau_prior, rho_prior : callable, optional
+        As in :func:`log_marginal_likelihood`.
     column : int
         Index of the tested coefficient (default 0, the intercept :math:`\mu`).
     value : float
@@ -619,15 +479,22 @@ def savage_dickey(
     -------
     SavageDickey
     """
-    args = (beta_mean, beta_sd, tau_sd, rho_a, rho_b, tau_fixed, rho_fixed, tol)
+    priors = _prior_args(tau_sd, tau_prior, rho_a, rho_b, rho_prior, tau_fixed, rho_fixed)
     c = _index("column", column, _prepare(yi, vi, X, cluster, beta_mean, beta_sd).X.shape[1])
     b0 = _scalar("value", value, lo=-math.inf)
-    _, data, post, mean, var = _fit(yi, vi, X, cluster, *args)
-    log_dens = -0.5 * (_LOG_2PI + np.log(var[:, c]) + (b0 - mean[:, c]) ** 2 / var[:, c])
-    log_post = float(special.logsumexp(log_dens, b=post))
+    _, data, post = _fit(yi, vi, X, cluster, beta_mean, beta_sd, priors, tol)
+    log_post = _log_mixture_density(post, c, b0)
     m, s = float(data.m[c]), float(data.s[c])
     log_prior = -0.5 * (_LOG_2PI + 2.0 * math.log(s) + (b0 - m) ** 2 / s**2)
     return SavageDickey(log_post - log_prior, _exp(log_post - log_prior), log_post, log_prior)
+
+
+def _log_mixture_density(post: ExactPosterior, column: int, value: float) -> float:
+    r""":math:`\log \sum_g \pi_g N(b;\ \hat\beta_{c,g}, (A_g^{-1})_{cc})` on the final grid."""
+    grid = post.grid
+    mean, var = grid.beta_mean[:, column], grid.beta_cov[:, column, column]
+    log_dens = -0.5 * (_LOG_2PI + np.log(var) + (value - mean) ** 2 / var)
+    return float(special.logsumexp(log_dens, b=grid.weights))
 
 
 def _inclusion(lp: np.ndarray, lm: np.ndarray, incl: np.ndarray) -> tuple[float, float, float]:
@@ -659,12 +526,14 @@ def standard_bayes_factors(
     *,
     beta_mean: ArrayLike,
     beta_sd: ArrayLike,
-    tau_sd: float,
+    tau_sd: float | None = None,
     rho_a: float = 1.0,
     rho_b: float = 1.0,
     prior_model_probs: Mapping[str, float] | None = None,
     effect_column: int = 0,
     tol: float = 1e-9,
+    tau_prior: LogDensity | None = None,
+    rho_prior: LogDensity | None = None,
 ) -> EnsembleBayesFactors:
     r"""Effect x heterogeneity (x cluster level) ensemble: model table and Bayes factors.
 
@@ -691,7 +560,7 @@ def standard_bayes_factors(
 
     Parameters
     ----------
-    yi, vi, X, cluster, beta_mean, beta_sd, tau_sd, rho_a, rho_b, tol
+    yi, vi, X, cluster, beta_mean, beta_sd, tau_sd, rho_a, rho_b, tol, tau_prior, rho_prior
         The full model (effect column included), as in :func:`log_marginal_likelihood`.
     prior_model_probs : Mapping[str, float], optional
         Prior weight of each model keyed by its name in ``models.model`` (``"mu, tau, rho"``,
@@ -716,6 +585,7 @@ def standard_bayes_factors(
         het += [("tau, rho=0", True, False, {"rho_fixed": 0.0}, 0.25)]
         het += [("tau, rho", True, True, {}, 0.25)]
     priors = {"tau_sd": tau_sd, "rho_a": rho_a, "rho_b": rho_b, "tol": tol}
+    priors.update(tau_prior=tau_prior, rho_prior=rho_prior)
     names = [f"{mu}, {h[0]}" for mu in ("mu=0", "mu") for h in het]
     weights = None if prior_model_probs is None else _prior_probs(prior_model_probs, names)
     rows = []
