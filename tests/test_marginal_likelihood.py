@@ -17,7 +17,7 @@ import pytest
 from scipy import integrate, stats
 
 from bambi_meta.datasets import load_dataset
-from bambi_meta.stats.marginal_likelihood import (
+from bambi_meta.engine.exact.evidence import (
     BayesFactor,
     LogMarginalLikelihood,
     bayes_factor,

@@ -12,8 +12,8 @@ error rather than give a wrong number.
 
 import numpy as np
 
-from bambi_meta.stats import marginal_likelihood as quadrature
-from bambi_meta.stats.marginal_likelihood import (
+from bambi_meta.engine.exact import evidence as quadrature
+from bambi_meta.engine.exact.evidence import (
     BayesFactor,
     EnsembleBayesFactors,
     LogMarginalLikelihood,

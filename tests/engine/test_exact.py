@@ -29,14 +29,15 @@ import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
-from bambi_meta.engine import exact_kernel, quadrature
-from bambi_meta.engine.exact import (
+from bambi_meta.engine.exact import kernel as exact_kernel
+from bambi_meta.engine.exact import quadrature
+from bambi_meta.engine.exact.fit import (
     BetaPrior,
     HalfNormalPrior,
     QuadratureError,
     fit_exact,
 )
-from bambi_meta.engine.gaussian import prepare
+from bambi_meta.engine.exact.gaussian import prepare
 
 DATA = Path(__file__).parents[1] / "data"
 CSV = Path(__file__).parents[2] / "bambi_meta" / "data"
@@ -773,7 +774,7 @@ def test_unwritable_numba_cache_does_not_break_import():
 
 
 def test_marginal_likelihood_takes_callable_priors():
-    from bambi_meta.stats.marginal_likelihood import log_marginal_likelihood, savage_dickey
+    from bambi_meta.engine.exact.evidence import log_marginal_likelihood, savage_dickey
 
     y, v, cluster = simulate(56, 11, 0.3, 0.6)
     base = log_marginal_likelihood(y, v, None, cluster, beta_mean=0.0, beta_sd=1.0, tau_sd=0.5)
@@ -809,7 +810,7 @@ def test_marginal_likelihood_at_k_100000_in_10000_clusters():
     """main's quadrature built rows x clusters arrays: MemoryError here. Now O(points + k)."""
     import tracemalloc
 
-    from bambi_meta.stats.marginal_likelihood import log_marginal_likelihood
+    from bambi_meta.engine.exact.evidence import log_marginal_likelihood
 
     y, v, cluster = simulate(100_000, 10_000, 0.3, 0.5, seed=5)
     tracemalloc.start()

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bambi_meta.engine.quadrature import refuse, tensor
+from bambi_meta.engine.exact.quadrature import refuse, tensor
 
 if TYPE_CHECKING:
-    from bambi_meta.engine.quadrature import Lattice
+    from bambi_meta.engine.exact.quadrature import Lattice
 
 __all__ = ["Scan", "check_scan_inside", "find_mode", "scan"]
 

@@ -28,8 +28,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import special
 
-from bambi_meta.engine import gaussian
-from bambi_meta.engine.exact import BetaPrior, ExactPosterior, HalfNormalPrior, fit_exact
+from bambi_meta.engine.exact import gaussian
+from bambi_meta.engine.exact.fit import BetaPrior, ExactPosterior, HalfNormalPrior, fit_exact
 
 __all__ = [
     "BayesFactor",
@@ -327,7 +327,7 @@ def log_marginal_likelihood(
     node. Each axis's spacing is halved (nested) until the change from its half grid of
     :math:`\log p(y)` is below ``tol`` / (number of axes); a tolerance the node caps cannot
     meet gives a ``RuntimeWarning`` and ``details["converged"] = False``
-    (:mod:`bambi_meta.engine.quadrature`).
+    (:mod:`bambi_meta.engine.exact.quadrature`).
 
     Parameters
     ----------
@@ -388,7 +388,7 @@ def conditional_log_density(
         \log p(y \mid \tau, \rho) = \log N(y;\ Xm,\ V + XSX^\top),\quad
         V_j = D_j + bb^\top,\ d_i = v_i + \tau^2(1-\rho),\ b_i = \tau\sqrt\rho,
 
-    without :math:`k \times k` matrices (:mod:`bambi_meta.engine.exact_kernel`: one pass over the
+    without :math:`k \times k` matrices (:mod:`bambi_meta.engine.exact.kernel`: one pass over the
     rows sorted by cluster for all points): Sherman-Morrison per cluster,
     :math:`\log|V_j| = \sum\log d_i + \log(1 + S_{bb})`, :math:`S_{bb} = \sum b_i^2/d_i`, and
     Woodbury, :math:`\log|V + XSX^\top| = \log|V| + \log|S| + \log|S^{-1} + X^\top V^{-1}X|`.

@@ -23,7 +23,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from bambi_meta.engine.exact import fit_exact
->>> from bambi_meta.engine.priors import BetaPrior, HalfNormalPrior
+>>> from bambi_meta.engine.exact.priors import BetaPrior, HalfNormalPrior
 >>> post = fit_exact(
 ...     [0.1, 0.3, 0.2, 0.5], [0.01, 0.02, 0.015, 0.01], None, [1, 1, 2, 2],
 ...     beta_mean=0.0, beta_sd=1.0, tau_prior=HalfNormalPrior(0.5), rho_prior=BetaPrior(1, 1),
@@ -47,17 +47,17 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from bambi_meta.engine import mode, quadrature
-from bambi_meta.engine.gaussian import GaussianModel, cluster_codes, prepare
-from bambi_meta.engine.posterior import (
+from bambi_meta.engine.exact import mode, quadrature
+from bambi_meta.engine.exact.gaussian import GaussianModel, cluster_codes, prepare
+from bambi_meta.engine.exact.posterior import (
     AxisGrid,
     ExactPosterior,
     QuadratureGrid,
     Summary,
     summarise,
 )
-from bambi_meta.engine.priors import Axis, BetaPrior, HalfNormalPrior, detect_support
-from bambi_meta.engine.quadrature import QuadratureError, SinhMap
+from bambi_meta.engine.exact.priors import Axis, BetaPrior, HalfNormalPrior, detect_support
+from bambi_meta.engine.exact.quadrature import QuadratureError, SinhMap
 
 __all__ = [
     "AxisGrid",

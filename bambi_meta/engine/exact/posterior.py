@@ -25,10 +25,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from bambi_meta.engine import quadrature
-from bambi_meta.engine.gaussian import GaussianModel
-from bambi_meta.engine.inverse_cdf import GridSampler, fine_step
-from bambi_meta.engine.priors import from_real_line
+from bambi_meta.engine.exact import quadrature
+from bambi_meta.engine.exact.gaussian import GaussianModel
+from bambi_meta.engine.exact.inverse_cdf import GridSampler, fine_step
+from bambi_meta.engine.exact.priors import from_real_line
 
 __all__ = ["AxisGrid", "ExactPosterior", "QuadratureGrid", "Summary", "summarise"]
 

@@ -3,7 +3,7 @@ r"""The model given :math:`(\tau, \rho)`: validated data, rows sorted by cluster
 Given :math:`(\tau, \rho)` the data are Gaussian with :math:`\beta` integrated out:
 :math:`y \sim N(Xm,\ V + XSX^\top)`, and :math:`\beta \mid \tau, \rho, y \sim N(m + h, A^{-1})`
 with :math:`A = S^{-1} + X^\top V^{-1}X`, :math:`h = A^{-1}X^\top V^{-1}(y - Xm)`
-(:mod:`bambi_meta.engine.exact_kernel` has the algebra). A coefficient with
+(:mod:`bambi_meta.engine.exact.kernel` has the algebra). A coefficient with
 :math:`s_c = \infty` has a flat prior: its :math:`S^{-1}` entry is 0 and :math:`\log p(y)` is
 then defined with the flat density 1 (Lebesgue measure), i.e. it drops
 :math:`\log(s_c\sqrt{2\pi})`: improper, comparable only between models with the same flat
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bambi_meta.engine import exact_kernel
+from bambi_meta.engine.exact import kernel as exact_kernel
 
 __all__ = ["ConditionalGaussian", "GaussianModel", "cluster_codes", "prepare"]
 
