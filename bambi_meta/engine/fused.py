@@ -36,10 +36,11 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from bambi_meta import _upstream
+from bambi_meta.engine._numba import njit
 from bambi_meta.stats.clusters import LOG_2PI
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(error_model="python")
 def clustered_logp_and_grad(value, mu, tau, rho, variances, clusters, n_clusters, weights):
     """Log-density of the rows with nonzero weight and its gradient (the numba kernel).
 
@@ -78,7 +79,7 @@ def clustered_logp_and_grad(value, mu, tau, rho, variances, clusters, n_clusters
     ))  # fmt: skip
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(error_model="python")
 def _cluster_pass(value, mu, between, excess, variances, clusters, n_clusters, weights):
     """First pass: the log-density, 1/d per row and 1/A, m per cluster."""
     k = value.shape[0]
@@ -126,7 +127,7 @@ def _cluster_pass(value, mu, between, excess, variances, clusters, n_clusters, w
     return logp, inverse_d, inverse_a, effect_mean
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(error_model="python")
 def _shared_gradient_pass(
     value, mu, tau, rho, clusters, weights, inverse_d, inverse_a, effect_mean
 ):
@@ -156,7 +157,7 @@ def _shared_gradient_pass(
     return grad_mu, grad_tau, grad_rho
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(error_model="python")
 def _row_gradient_pass(value, mu, tau, rho, clusters, weights, inverse_d, inverse_a, effect_mean):
     """Second pass when tau or rho varies by row (scale formulas): chain rule per row."""
     mu_step = 1 if mu.shape[0] > 1 else 0
@@ -182,7 +183,7 @@ def _row_gradient_pass(value, mu, tau, rho, clusters, weights, inverse_d, invers
     return grad_mu, grad_tau, grad_rho
 
 
-@numba.njit(cache=True, inline="always")
+@njit(error_model="python", inline="always")
 def _over_sqrt(numerator, sqrt_rho):
     """Divide by sqrt(rho) in the rho-derivative of b = tau sqrt(rho).
 
