@@ -8,6 +8,11 @@ def as_dataset(group: xr.Dataset | xr.DataTree) -> xr.Dataset:
     return group.to_dataset() if isinstance(group, xr.DataTree) else group
 
 
+def engine_of(idata: xr.DataTree) -> str:
+    """Which engine made a fit's draws: ``"exact"``, ``"nutpie"``, ``"pymc"``, ... (attrs)."""
+    return str(as_dataset(idata["posterior"]).attrs.get("engine", "mcmc"))
+
+
 def posterior_of(idata: xr.DataTree) -> xr.Dataset:
     """The posterior group of a fit as a Dataset."""
     return as_dataset(idata["posterior"])

@@ -1,13 +1,15 @@
-"""Shared fixtures: reference JSON and a few real fits, each made once per test session."""
+"""Shared fixtures: data and a few real fits, each made once per test session.
 
-import json
+The fits of models the exact engine can integrate run twice: on the exact engine (fast) and on
+nutpie's NUTS (marked slow: it compiles and samples), so every test of what follows a fit checks
+both engines. Tests that use the location-scale fits (MCMC only) are marked slow here too.
+"""
+
 from pathlib import Path
 
 import bambi as bmb
-import numpy as np
-import pandas as pd
 import pytest
-from helpers import fake_posterior  # noqa: F401  (re-exported for the test modules)
+from helpers import METAREGRESSION_MODELS, simulate_location_scale
 
 import bambi_meta as bmm
 
@@ -16,40 +18,87 @@ DATA = Path(__file__).parent / "data"
 # Draws for the fits compared with the exact posterior: 4 chains x 2000 draws give MCSEs of
 # about 1-2% of a posterior SD, small enough that the tolerance (a few MCSE) is informative.
 DRAWS = 2000
+ENGINES = [pytest.param("exact"), pytest.param("nutpie", marks=pytest.mark.slow)]
+# MCMC fits (the location-scale models, which only MCMC fits, and the ``*_mcmc`` fits that the
+# comparisons of MCMC with the exact references use): a test that uses one is slow.
+MCMC_FITS = {
+    "simulated_scale_fit",
+    "small_scale_fit",
+    "konstantopoulos_mcmc",
+    "assink_mcmc",
+    "bcg_mcmc",
+    "konstantopoulos_year_mcmc",
+    "bcg_ablat_mcmc",
+    "assink_deltype_mcmc",
+}
 
 
-def exact_reference(dataset: str, model: str = "intercept_only") -> dict:
-    """A model block of ``tests/data/<dataset>.exact.json`` (shared/data, 2-D quadrature)."""
-    with open(DATA / f"{dataset}.exact.json") as handle:
-        return json.load(handle)["models"][model]
+def pytest_collection_modifyitems(items):
+    """Mark the tests that use an MCMC fit as slow (fixtures asked for by name included)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            names |= {value for value in callspec.params.values() if isinstance(value, str)}
+        if MCMC_FITS & names:
+            item.add_marker(pytest.mark.slow)
 
 
-def metafor_reference(dataset: str) -> dict:
-    """``tests/data/<dataset>.metafor.json`` (metafor 3.8-1 fits, see its ``software`` block)."""
-    with open(DATA / f"{dataset}.metafor.json") as handle:
-        return json.load(handle)
-
-
-def _fit(dataset: str, formula: str, measure: str):
+def _fit(dataset: str, formula: str, measure: str, engine: str):
     data = bmm.load_dataset(dataset)
     model = bmm.MetaModel(formula, data, measure=measure)
-    idata = model.fit(draws=DRAWS, tune=1000, chains=4, random_seed=20261122, progressbar=False)
+    idata = model.fit(
+        draws=DRAWS,
+        tune=1000,
+        chains=4,
+        random_seed=20261122,
+        progressbar=False,
+        inference_method=engine,
+    )
     return model, idata
 
 
-@pytest.fixture(scope="session")
-def konstantopoulos_fit():
-    return _fit("dat.konstantopoulos2011", "yi | se(vi) ~ 1 + (1|district)", "SMD")
+MODELS = {
+    "konstantopoulos": ("dat.konstantopoulos2011", "yi | se(vi) ~ 1 + (1|district)", "SMD"),
+    "assink": ("dat.assink2016", "yi | se(vi) ~ 1 + (1|study)", "SMD"),
+    "bcg": ("dat.bcg", "yi | se(vi) ~ 1", "RR"),
+}
+
+
+def _either_engine(request, name: str):
+    if request.param == "exact":
+        return _fit(*MODELS[name], "exact")
+    return request.getfixturevalue(f"{name}_mcmc")
 
 
 @pytest.fixture(scope="session")
-def assink_fit():
-    return _fit("dat.assink2016", "yi | se(vi) ~ 1 + (1|study)", "SMD")
+def konstantopoulos_mcmc():
+    return _fit(*MODELS["konstantopoulos"], "nutpie")
 
 
 @pytest.fixture(scope="session")
-def bcg_fit():
-    return _fit("dat.bcg", "yi | se(vi) ~ 1", "RR")
+def assink_mcmc():
+    return _fit(*MODELS["assink"], "nutpie")
+
+
+@pytest.fixture(scope="session")
+def bcg_mcmc():
+    return _fit(*MODELS["bcg"], "nutpie")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def konstantopoulos_fit(request):
+    return _either_engine(request, "konstantopoulos")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def assink_fit(request):
+    return _either_engine(request, "assink")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def bcg_fit(request):
+    return _either_engine(request, "bcg")
 
 
 @pytest.fixture(scope="session")
@@ -66,25 +115,9 @@ def konstantopoulos():
 # posteriors (R-hat < 1.01 and bulk ESS > 2000 in every fit below).
 METAREGRESSION_DRAWS = 1000
 METAREGRESSION_TUNE = 500
-METAREGRESSION_MODELS = {
-    # fixture name: (dataset, formula, measure, exact.json model block)
-    "konstantopoulos_year": (
-        "dat.konstantopoulos2011",
-        "yi | se(vi) ~ 1 + year + (1|district)",
-        "SMD",
-        "metareg_year",
-    ),
-    "bcg_ablat": ("dat.bcg", "yi | se(vi) ~ 1 + ablat", "RR", "metareg_ablat"),
-    "assink_deltype": (
-        "dat.assink2016",
-        "yi | se(vi) ~ 1 + deltype + (1|study)",
-        "SMD",
-        "metareg_deltype",
-    ),
-}
 
 
-def _fit_metaregression(name: str, **fit_kwargs):
+def _fit_metaregression(name: str, engine: str, **fit_kwargs):
     dataset, formula, measure, _ = METAREGRESSION_MODELS[name]
     model = bmm.MetaModel(formula, bmm.load_dataset(dataset), measure=measure)
     idata = model.fit(
@@ -93,52 +126,48 @@ def _fit_metaregression(name: str, **fit_kwargs):
         chains=4,
         random_seed=20261122,
         progressbar=False,
+        inference_method=engine,
         **fit_kwargs,
     )
     return model, idata
 
 
 @pytest.fixture(scope="session")
-def konstantopoulos_year_fit():
-    return _fit_metaregression("konstantopoulos_year")
+def konstantopoulos_year_mcmc():
+    return _fit_metaregression("konstantopoulos_year", "nutpie")
 
 
 @pytest.fixture(scope="session")
-def bcg_ablat_fit():
+def bcg_ablat_mcmc():
     # 13 trials, tau posterior reaching 0: at target_accept 0.8 the funnel between tau and the
     # coefficients gives a few divergences; 0.95 removes them (a smaller step, same posterior).
-    return _fit_metaregression("bcg_ablat", target_accept=0.95)
+    return _fit_metaregression("bcg_ablat", "nutpie", target_accept=0.95)
 
 
 @pytest.fixture(scope="session")
-def assink_deltype_fit():
-    return _fit_metaregression("assink_deltype")
+def assink_deltype_mcmc():
+    return _fit_metaregression("assink_deltype", "nutpie")
 
 
-# Simulated location-scale data: tau doubles from z = 0 to z = 1, log tau = log(0.2) + log(2) z.
-SIMULATED_SCALE = {"tau_Intercept": float(np.log(0.2)), "tau_z": float(np.log(2.0))}
-SIMULATED_MU, SIMULATED_RHO = 0.3, 0.5
+def _either_metaregression(request, name: str):
+    if request.param == "exact":
+        return _fit_metaregression(name, "exact")
+    return request.getfixturevalue(f"{name}_mcmc")
 
 
-def simulate_location_scale(
-    seed: int, n_clusters: int, per_cluster: int, rho_slope: float = 0.0
-) -> pd.DataFrame:
-    """Three-level data with tau_i = 0.2 * 2**z_i and logit rho_i = rho_slope * (w_i - 1/2).
+@pytest.fixture(scope="session", params=ENGINES)
+def konstantopoulos_year_fit(request):
+    return _either_metaregression(request, "konstantopoulos_year")
 
-    Row i of cluster j: y_i = 0.3 + tau_i sqrt(rho_i) z_j + tau_i sqrt(1 - rho_i) e_i + eps_i,
-    z_j, e_i ~ N(0, 1), eps_i ~ N(0, v_i), v_i ~ U(0.005, 0.03); z, w ~ U(0, 1) per row.
-    """
-    rng = np.random.default_rng(seed)
-    k = n_clusters * per_cluster
-    cluster = np.repeat(np.arange(n_clusters), per_cluster)
-    z, w = rng.uniform(0, 1, k), rng.uniform(0, 1, k)
-    tau = np.exp(SIMULATED_SCALE["tau_Intercept"] + SIMULATED_SCALE["tau_z"] * z)
-    rho = 1 / (1 + np.exp(-rho_slope * (w - 0.5)))
-    vi = rng.uniform(0.005, 0.03, k)
-    between = tau * np.sqrt(rho) * rng.standard_normal(n_clusters)[cluster]
-    within = tau * np.sqrt(1 - rho) * rng.standard_normal(k)
-    yi = SIMULATED_MU + between + within + np.sqrt(vi) * rng.standard_normal(k)
-    return pd.DataFrame({"yi": yi, "vi": vi, "z": z, "w": w, "study": cluster})
+
+@pytest.fixture(scope="session", params=ENGINES)
+def bcg_ablat_fit(request):
+    return _either_metaregression(request, "bcg_ablat")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def assink_deltype_fit(request):
+    return _either_metaregression(request, "assink_deltype")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import bambi as bmb
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import exact_reference
+from helpers import exact_reference
 
 import bambi_meta as bmm
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import fake_posterior
+from helpers import fake_posterior
 
 import bambi_meta as bmm
 from bambi_meta import _upstream
@@ -199,7 +199,7 @@ def test_priors_by_the_names_the_summary_uses(konstantopoulos):
         ("laplace", "needs second derivatives"),
         ("numpyro", "JAX"),
         ("blackjax", "JAX"),
-        ("mcmc", "'inference_method' must be one of 'nutpie', 'pymc', 'vi'"),
+        ("mcmc", "'inference_method' must be one of 'exact', 'nutpie', 'pymc', 'vi'"),
     ],
 )
 def test_inference_methods_that_cannot_work_are_refused_up_front(konstantopoulos, method, message):
@@ -273,7 +273,10 @@ def test_prior_data_conflict_is_reported(konstantopoulos):
 def test_every_sampler_argument_is_checked(konstantopoulos, arguments, message):
     model = bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD")
     with pytest.raises((ValueError, TypeError), match=message):
-        model.fit(**arguments)
+        model.fit(inference_method="nutpie", **arguments)
+    if "tune" not in arguments:  # tune means nothing for independent draws (tune=0 is fine)
+        with pytest.raises((ValueError, TypeError), match=message):
+            model.fit(**arguments)
     with pytest.raises((ValueError, TypeError), match=message):
         model.refitter().fit(**arguments)
 
@@ -372,7 +375,10 @@ def test_all_singleton_clusters_warn_and_reml_reports_no_rho(konstantopoulos):
 
 def test_one_chain_warns_that_rhat_cannot_be_computed(konstantopoulos_fit):
     model, idata = konstantopoulos_fit
-    one_chain = xr.DataTree.from_dict({"posterior": idata.posterior.isel(chain=[0])})
+    # an MCMC posterior of one chain (the exact engine's independent draws need no R-hat)
+    posterior = idata.posterior.to_dataset().isel(chain=[0])
+    posterior.attrs = {"engine": "nutpie"}
+    one_chain = xr.DataTree.from_dict({"posterior": posterior})
     with pytest.warns(bmm.ConvergenceWarning, match="R-hat cannot be computed from a single chain"):
         bmm.summary(model, one_chain)
 

@@ -242,14 +242,14 @@ def _map_coefficients(model, posterior: xr.Dataset, inverse: bool) -> xr.Dataset
     return out
 
 
-def _coefficient_variables(component) -> list[tuple[str, slice]]:
-    """(posterior variable, design columns) of each common term, in design-column order."""
+def coefficient_variables(component) -> list[tuple[str, slice, object]]:
+    """(posterior variable, design columns, Bambi term) of each common term, in column order."""
     blocks = []
     for term_name, columns in component.design.common.slices.items():
         term = component.intercept_term if term_name == "Intercept" else None
         if term is None:
             term = component.common_terms[term_name]
-        blocks.append((term.alias or term.name, columns))
+        blocks.append((term.alias or term.name, columns, term))
     return blocks
 
 
@@ -258,7 +258,7 @@ def gather_coefficients(component, posterior: xr.Dataset) -> tuple[np.ndarray, l
     if component.design.common is None:
         return np.empty((posterior.sizes["chain"], posterior.sizes["draw"], 0)), []
     blocks, labels = [], []
-    for variable, columns in _coefficient_variables(component):
+    for variable, columns, _ in coefficient_variables(component):
         values = posterior[variable]
         extra = [dim for dim in values.dims if dim not in ("chain", "draw")]
         array = values.transpose("chain", "draw", *extra).to_numpy()
@@ -272,7 +272,7 @@ def gather_coefficients(component, posterior: xr.Dataset) -> tuple[np.ndarray, l
 
 def _scatter_coefficients(component, posterior: xr.Dataset, values: np.ndarray) -> None:
     """Write (chain, draw, p) coefficient draws back into the component's variables."""
-    for variable, columns in _coefficient_variables(component):
+    for variable, columns, _ in coefficient_variables(component):
         current = posterior[variable]
         extra = [dim for dim in current.dims if dim not in ("chain", "draw")]
         ordered = current.transpose("chain", "draw", *extra)

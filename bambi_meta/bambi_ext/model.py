@@ -266,8 +266,13 @@ class MetaModel(bmb.Model):
     def prior_predictive(
         self, draws: int = 500, var_names=None, omit_offsets: bool = True, random_seed=None
     ):
-        """Bambi's prior predictive, with the coefficients on the raw scale (as the posterior)."""
+        """Bambi's prior predictive, with the coefficients on the raw scale (as the posterior).
+
+        Builds the PyMC model first if no MCMC fit has (the exact engine does not need it).
+        """
         draws = _validate.check_integer(draws, "draws", 1)
+        if not self.built:
+            self.build()
         idata = _upstream.with_compile_cache_fallback(super().prior_predictive)(
             draws=draws,
             var_names=var_names,
@@ -310,6 +315,12 @@ class MetaModel(bmb.Model):
         values = self.family.log_likelihood(self, posterior, data, unit=unit)
         idata["log_likelihood"] = xr.Dataset({self.meta_formula.response: values})
         return None if inplace else idata
+
+    def graph(self, formatting: str = "plain", name=None, figsize=None, dpi=300, fmt="png"):
+        """Bambi's graph of the model (built first if no MCMC fit has built it)."""
+        if not self.built:
+            self.build()
+        return super().graph(formatting=formatting, name=name, figsize=figsize, dpi=dpi, fmt=fmt)
 
     def set_priors(self, priors=None, common=None, group_specific=None):
         """Bambi's ``set_priors``, with the names the constructor accepts (``year``, ``mu``).

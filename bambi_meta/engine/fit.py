@@ -1,9 +1,12 @@
 """``MetaModel.fit``: check the arguments, run the engine, return Bambi's DataTree.
 
-The default sampler is nutpie's NUTS on the model compiled by PyTensor
-(:mod:`bambi_meta.engine.compile`); ``inference_method="pymc"`` and ``"vi"`` go to Bambi.
-Whatever ran, the posterior holds the coefficients on the raw scale of the moderators
-(:func:`bambi_meta.bambi_ext.centring.to_raw_scale`).
+The default engine is the exact one (:mod:`bambi_meta.engine.exact_model`: independent draws
+from the posterior computed by quadrature) for every model it can integrate; the others (scale
+formulas, non-Normal coefficient priors) get nutpie's NUTS on the model compiled by PyTensor
+(:mod:`bambi_meta.engine.compile`). ``inference_method="nutpie"``, ``"pymc"`` and ``"vi"`` force
+MCMC or variational inference. Whatever ran, the posterior holds the coefficients on the raw
+scale of the moderators (:func:`bambi_meta.bambi_ext.centring.to_raw_scale`) and its attrs say
+which engine ran (``engine``).
 """
 
 import numpy as np
@@ -11,6 +14,7 @@ import xarray as xr
 
 from bambi_meta import _upstream, _validate
 from bambi_meta.bambi_ext.centring import to_raw_scale
+from bambi_meta.engine import exact_model
 from bambi_meta.engine.compile import CompiledModel
 
 # Settings of PyMC's NUTS (Bambi's ``nuts=``) that nutpie has under another name.
@@ -19,9 +23,23 @@ NUTPIE_SETTINGS = {"target_accept": "target_accept", "max_treedepth": "maxdepth"
 # Arguments of ``bambi.Model.fit`` that only PyMC's sampler understands.
 PYMC_ONLY = ("init", "n_init", "discard_tuned_samples", "step", "trace")
 
-# Inference methods a MetaModel accepts: the default sampler, and Bambi's methods that work with
-# the fused likelihood (first derivatives only, PyTensor's numba or C backends).
-INFERENCE_METHODS = ("nutpie", "pymc", "vi")
+# Inference methods a MetaModel accepts: the exact engine, the default sampler, and Bambi's
+# methods that work with the fused likelihood (first derivatives only, numba or C backends).
+INFERENCE_METHODS = ("exact", "nutpie", "pymc", "vi")
+
+# Settings of the samplers that mean nothing for independent draws: checked, then ignored, so
+# that a script written for MCMC runs unchanged on the exact engine.
+IGNORED_BY_EXACT = (
+    "cores",
+    "progressbar",
+    "nuts",
+    "target_accept",
+    "max_treedepth",
+    "omit_offsets",
+    "init",
+    "n_init",
+    "discard_tuned_samples",
+)
 
 REFUSED_METHODS = {
     "laplace": "the Laplace approximation needs second derivatives, which the fused likelihood "
@@ -39,9 +57,13 @@ SEQUENTIAL_CHAINS_BELOW = 1000
 
 def fit(model, bambi_fit, *, draws, tune, chains, inference_method, **kwargs):
     """Fit ``model`` (see :meth:`bambi_meta.MetaModel.fit`); ``bambi_fit`` is Bambi's own fit."""
+    if inference_method is None:
+        inference_method = "exact" if exact_model.qualifies(model) is None else "nutpie"
     inference_method = check_fit_arguments(
         inference_method, draws=draws, tune=tune, chains=chains, options=kwargs
     )
+    if inference_method == "exact":
+        return fit_exact(model, draws=draws, chains=chains, **kwargs)
     default_sampler = inference_method == "nutpie"
     if default_sampler or model.n_estimates < SEQUENTIAL_CHAINS_BELOW:
         kwargs.setdefault("cores", 1)
@@ -63,6 +85,46 @@ def fit(model, bambi_fit, *, draws, tune, chains, inference_method, **kwargs):
     if not isinstance(idata, xr.DataTree):  # e.g. the approximation of inference_method="vi"
         return idata
     idata["posterior"] = to_raw_scale(model, idata["posterior"])
+    idata["posterior"].attrs["engine"] = inference_method
+    if wants_log_likelihood:
+        model.compute_log_likelihood(idata)
+    return idata
+
+
+def fit_exact(
+    model,
+    *,
+    draws: int,
+    chains: int,
+    random_seed=None,
+    idata_kwargs: dict | None = None,
+    include_response_params: bool = False,
+    **ignored,
+) -> xr.DataTree:
+    """The exact engine with ``fit()``'s arguments (MCMC settings checked before, ignored here)."""
+    unknown = sorted(set(ignored) - set(IGNORED_BY_EXACT))
+    if unknown:
+        raise TypeError(
+            f"fit() got {', '.join(map(repr, unknown))}, which the exact engine does not take: "
+            "it takes draws, chains, random_seed, idata_kwargs and include_response_params (and "
+            f"ignores the sampler settings {', '.join(IGNORED_BY_EXACT)})."
+        )
+    reason = exact_model.qualifies(model)
+    if reason is not None:
+        raise ValueError(
+            f"inference_method='exact' cannot fit this model: {reason}. MCMC handles it: "
+            "fit(inference_method='nutpie') (the default for such models)."
+        )
+    idata_kwargs = dict(idata_kwargs or {})
+    wants_log_likelihood = idata_kwargs.pop("log_likelihood", False)
+    if idata_kwargs:
+        raise ValueError(
+            f"idata_kwargs {sorted(idata_kwargs)} are PyMC's; the exact engine takes only "
+            "log_likelihood."
+        )
+    idata = exact_model.fit_exact_model(model, draws=draws, chains=chains, random_seed=random_seed)
+    if include_response_params:
+        model.predict(idata, kind="response_params", random_seed=random_seed)
     if wants_log_likelihood:
         model.compute_log_likelihood(idata)
     return idata
@@ -97,7 +159,7 @@ def check_fit_arguments(inference_method, *, draws, tune, chains, options: dict)
     if options.get("cores") is not None:
         options["cores"] = _validate.check_integer(options["cores"], "cores", 1)
     seed = _validate.check_random_seed(options.get("random_seed"))
-    if isinstance(seed, np.random.Generator) and method == "nutpie":
+    if isinstance(seed, np.random.Generator) and method == "nutpie":  # nutpie takes integers
         seed = int(seed.integers(_validate.SEED_LIMIT, dtype=np.uint64))
     if "random_seed" in options:
         options["random_seed"] = seed

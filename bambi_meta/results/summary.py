@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta._datatree import as_dataset, draw_blocks
+from bambi_meta._datatree import as_dataset, draw_blocks, engine_of
 from bambi_meta.stats.heterogeneity import heterogeneity_draws, typical_sampling_variance
 from bambi_meta.stats.tables import QUANTILES, describe
 
@@ -53,10 +53,28 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
     ):
         draws = {("mu" if name == "Intercept" else name): values for name, values in draws.items()}
     table = describe(draws)[["Mean", "SD", *map(str, QUANTILES)]]
+    exact = engine_of(idata) == "exact"
     if include_mcmc_diagnostics:
-        table = table.join(_diagnostics(draws))
-        warn_about_convergence(idata, table)
-    return SummaryTable.with_header(table, model.header)
+        table = table.join(_diagnostics(draws, independent=exact))
+        if not exact:  # independent draws: nothing to converge, the MCSE is exact
+            warn_about_convergence(idata, table)
+    return SummaryTable.with_header(table, f"{model.header}\n{engine_line(idata)}")
+
+
+def engine_line(idata) -> str:
+    """One line saying how the draws were made (for the head of a table)."""
+    posterior = as_dataset(idata["posterior"])
+    chains, draws = posterior.sizes.get("chain", 0), posterior.sizes.get("draw", 0)
+    attrs = posterior.attrs
+    if engine_of(idata) == "exact":
+        axes = " and ".join(attrs.get("quadrature_axes", [])) or "nothing"
+        return (
+            f"Exact posterior: {chains} x {draws} independent draws (quadrature over {axes}; "
+            f"log p(y) = {attrs['log_marginal_likelihood']:.4f} +/- "
+            f"{attrs['log_marginal_likelihood_error']:.1g})"
+        )
+    library = attrs.get("inference_library", "MCMC")
+    return f"MCMC ({library}): {chains} chains x {draws} draws"
 
 
 def summary_heterogeneity(model, idata) -> pd.DataFrame:
@@ -159,10 +177,18 @@ def _flatten(posterior: xr.Dataset) -> dict[str, np.ndarray]:
     return out
 
 
-def _diagnostics(draws: dict[str, np.ndarray]) -> pd.DataFrame:
+def _diagnostics(draws: dict[str, np.ndarray], independent: bool) -> pd.DataFrame:
+    """MCSE of the mean, bulk ESS and R-hat; for independent draws ESS = N and MCSE = SD/sqrt(N)."""
     dataset = xr.Dataset({name: (("chain", "draw"), values) for name, values in draws.items()})
-    mcse = az.mcse(dataset)
-    ess = az.ess(dataset)
+    if independent:
+        size = next(iter(draws.values())).size
+        ess = {name: float(size) for name in draws}
+        mcse = {
+            name: float(np.std(values, ddof=1) / np.sqrt(size)) for name, values in draws.items()
+        }
+    else:
+        mcse = az.mcse(dataset)
+        ess = az.ess(dataset)
     rhat = az.rhat(dataset)
     return pd.DataFrame(
         {

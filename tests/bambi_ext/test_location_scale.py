@@ -22,16 +22,16 @@ import pymc as pm
 import pytensor.tensor as pt
 import pytest
 import xarray as xr
-from conftest import (
+from helpers import (
     SIMULATED_MU,
     SIMULATED_RHO,
     SIMULATED_SCALE,
+    dense_cluster_logps,
     fake_posterior,
     simulate_location_scale,
 )
 from scipy import stats
 from scipy.special import expit
-from test_likelihood import dense_cluster_logps
 
 import bambi_meta as bmm
 from bambi_meta.bambi_ext.centring import to_raw_scale, to_sampled_scale

@@ -32,7 +32,7 @@ from bambi_meta.datasets import load_dataset
 from bambi_meta.results.frequentist import FrequentistFit, fit_frequentist, lrt
 from bambi_meta.stats import reml as _profile
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 RTOL = 1e-4
 ATOL_VAR = 1e-6
 UNIROOT_TOL = np.finfo(float).eps ** 0.25

@@ -11,7 +11,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from test_likelihood import CLUSTERS, MU, POINTS, VARIANCES, Y, dense_cluster_logps
+from helpers import CLUSTERS, MU, POINTS, VARIANCES, Y, dense_cluster_logps
 
 import bambi_meta as bmm
 from bambi_meta.engine.likelihood import clustered_logp
@@ -142,7 +142,11 @@ def test_refit_inputs_are_checked(konstantopoulos):
 
 
 def test_default_sampler_and_cores_by_size(monkeypatch, konstantopoulos):
-    """nutpie on the PyTensor-compiled model by default, sequential chains; PyMC: below 1,000."""
+    """nutpie on the PyTensor-compiled model, sequential chains; PyMC: below 1,000.
+
+    (MCMC is the default only for models the exact engine cannot fit, see
+    tests/engine/test_exact_model.py; here it is asked for.)
+    """
     import bambi as bmb
 
     from bambi_meta.engine.compile import CompiledModel
@@ -157,17 +161,17 @@ def test_default_sampler_and_cores_by_size(monkeypatch, konstantopoulos):
     monkeypatch.setattr(CompiledModel, "__init__", lambda self, *args: None)
     model = bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD")
     with pytest.raises(StopIteration):
-        model.fit(nuts={"target_accept": 0.95, "max_treedepth": 8})
+        model.fit(inference_method="nutpie", nuts={"target_accept": 0.95, "max_treedepth": 8})
     assert seen["cores"] == 1 and seen["chains"] == 4 and seen["tune"] == 1000
     assert seen["target_accept"] == 0.95 and seen["maxdepth"] == 8
     with pytest.raises(ValueError, match="not a setting of the default sampler"):
-        model.fit(nuts={"step_scale": 0.1})
+        model.fit(inference_method="nutpie", nuts={"step_scale": 0.1})
     seen.clear()
     large = bmm.MetaModel(
         FORMULA, pd.concat([konstantopoulos] * 18, ignore_index=True), measure="SMD"
     )  # k = 1,008
     with pytest.raises(StopIteration):
-        large.fit()
+        large.fit(inference_method="nutpie")
     assert seen["cores"] == 1
     # any other inference method goes to Bambi unchanged
     monkeypatch.setattr(bmb.Model, "fit", lambda self, **kwargs: seen.update(kwargs))

@@ -7,7 +7,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from scipy.stats import multivariate_normal
+from helpers import CLUSTERS, MU, POINTS, VARIANCES, K, Y, dense_cluster_logps
 
 import bambi_meta as bmm
 from bambi_meta.engine.likelihood import marginal_logp
@@ -17,36 +17,6 @@ from bambi_meta.stats.clusters import (
     cluster_statistics,
     estimate_loglik,
 )
-
-RNG = np.random.default_rng(7)
-K = 23
-# clusters of sizes 1, 1, 2, 3, 4, 5, 7 in shuffled row order (not sorted by cluster)
-CLUSTERS = RNG.permutation(np.repeat(np.arange(7), [1, 1, 2, 3, 4, 5, 7]))
-VARIANCES = RNG.uniform(0.01, 0.3, K)
-Y = RNG.normal(0.2, 0.5, K)
-MU = RNG.normal(0.1, 0.1, K)
-
-
-def dense_cluster_logps(y, mu, tau, rho, variances, clusters):
-    tau = np.broadcast_to(tau, y.shape)
-    rho = np.broadcast_to(rho, y.shape)
-    out = []
-    for cluster in range(clusters.max() + 1):
-        rows = clusters == cluster
-        b = tau[rows] * np.sqrt(rho[rows])
-        cov = np.diag(variances[rows] + tau[rows] ** 2 * (1 - rho[rows])) + np.outer(b, b)
-        out.append(multivariate_normal(mu[rows], cov).logpdf(y[rows]))
-    return np.array(out)
-
-
-POINTS = [
-    (0.3, 0.5),
-    (0.05, 0.01),
-    (1.2, 0.99),
-    (0.0, 0.4),  # tau = 0: the common-effect model
-    (RNG.uniform(0.1, 0.6, K), 0.3),  # row-varying tau (location-scale model)
-    (RNG.uniform(0.1, 0.6, K), RNG.uniform(0.05, 0.95, K)),  # row-varying tau and rho
-]
 
 
 @pytest.fixture(scope="module")

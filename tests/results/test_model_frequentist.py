@@ -5,7 +5,7 @@ bounds 1.22e-4 absolute, metafor's confint root-finder tolerance (.Machine$doubl
 """
 
 import pytest
-from conftest import metafor_reference
+from helpers import metafor_reference
 
 import bambi_meta as bmm
 

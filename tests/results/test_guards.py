@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import exact_reference
+from helpers import exact_reference
 
 import bambi_meta as bmm
 from bambi_meta.stats.heterogeneity import heterogeneity_draws

@@ -27,7 +27,7 @@ from bambi_meta.engine.exact.evidence import (
     standard_bayes_factors,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 EXACT_FILES = sorted(DATA.glob("dat.*.exact.json"))
 CASES = [
     (path.name, name) for path in EXACT_FILES for name in json.loads(path.read_text())["models"]

@@ -9,7 +9,7 @@ priors (centred, standardised continuous moderators; uncentred dummies) are the 
 import bambi as bmb
 import numpy as np
 import pytest
-from conftest import exact_reference
+from helpers import exact_reference
 
 import bambi_meta as bmm
 

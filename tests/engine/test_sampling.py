@@ -1,7 +1,8 @@
-"""The default sampler (nutpie on the PyTensor-compiled model): reproducible, Bambi-shaped output.
+"""The MCMC sampler (nutpie on the PyTensor-compiled model): reproducible, Bambi-shaped output.
 
 Its statistical correctness is tested against the exact posterior in test_posterior_exact.py and
-test_metaregression.py, which fit with the default sampler.
+test_metaregression.py. (It is the default for models the exact engine cannot fit; here it is
+asked for by name.)
 """
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 import bambi_meta as bmm
 
+pytestmark = pytest.mark.slow  # compiles and samples
 FORMULA = "yi | se(vi) ~ 1 + (1|district)"
 
 
@@ -19,7 +21,10 @@ def model(konstantopoulos):
 
 def test_a_fixed_seed_gives_the_same_draws(model):
     first, again, other = (
-        model.fit(draws=100, tune=100, random_seed=seed, progressbar=False) for seed in (5, 5, 6)
+        model.fit(
+            draws=100, tune=100, random_seed=seed, progressbar=False, inference_method="nutpie"
+        )
+        for seed in (5, 5, 6)
     )
     for name in ("Intercept", "tau", "rho"):
         np.testing.assert_array_equal(first.posterior[name], again.posterior[name])
@@ -27,7 +32,9 @@ def test_a_fixed_seed_gives_the_same_draws(model):
 
 
 def test_output_has_the_groups_and_names_of_pymcs(model, konstantopoulos):
-    ours = model.fit(draws=30, tune=30, chains=2, random_seed=1, progressbar=False)
+    ours = model.fit(
+        draws=30, tune=30, chains=2, random_seed=1, progressbar=False, inference_method="nutpie"
+    )
     pymc = model.fit(
         draws=30, tune=30, chains=2, random_seed=1, progressbar=False, inference_method="pymc"
     )
@@ -49,6 +56,6 @@ def test_unknown_data_names_are_refused(model):
 
 def test_pymc_only_options_point_to_inference_method_pymc(model):
     with pytest.raises(ValueError, match="inference_method='pymc'"):
-        model.fit(idata_kwargs={"log_prior": True})
+        model.fit(inference_method="nutpie", idata_kwargs={"log_prior": True})
     with pytest.raises(ValueError, match="\\['init'\\] are options of PyMC's sampler"):
-        model.fit(init="adapt_diag")
+        model.fit(inference_method="nutpie", init="adapt_diag")

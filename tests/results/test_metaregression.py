@@ -29,8 +29,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import METAREGRESSION_MODELS, exact_reference, fake_posterior
-from test_posterior_exact import HETEROGENEITY_KEYS, assert_agrees
+from helpers import (
+    HETEROGENEITY_KEYS,
+    METAREGRESSION_MODELS,
+    assert_agrees,
+    exact_reference,
+    fake_posterior,
+)
 
 import bambi_meta as bmm
 from bambi_meta.bambi_ext.centring import to_raw_scale, to_sampled_scale
@@ -39,8 +44,8 @@ from bambi_meta.stats.heterogeneity import typical_sampling_variance
 
 matplotlib.use("Agg")
 
-FITS = {name: f"{name}_fit" for name in METAREGRESSION_MODELS}
-EXAMPLE = Path(__file__).parents[1] / "examples" / "metaregression.py"
+FITS = {name: f"{name}_mcmc" for name in METAREGRESSION_MODELS}
+EXAMPLE = Path(__file__).parents[2] / "examples" / "metaregression.py"
 
 
 def reference_of(name: str) -> dict:
@@ -95,6 +100,7 @@ def test_design_priors_and_typical_variance_match_the_reference(name):
 # ---------------------------------------------------------------------------------------------
 # Fits vs the exact posterior
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # MCMC fits (the exact engine's draws: tests/engine/test_exact_model.py)
 @pytest.mark.parametrize("name", list(METAREGRESSION_MODELS))
 def test_coefficients_on_the_raw_scale_match_the_exact_posterior(request, name):
     model, idata = request.getfixturevalue(FITS[name])
@@ -113,6 +119,7 @@ def test_coefficients_on_the_raw_scale_match_the_exact_posterior(request, name):
     assert_agrees(draws, exact)
 
 
+@pytest.mark.slow  # MCMC fits (the exact engine's draws: tests/engine/test_exact_model.py)
 @pytest.mark.parametrize("name", list(METAREGRESSION_MODELS))
 def test_residual_heterogeneity_matches_the_exact_posterior(request, name):
     """tau, I2, H2 with the typical sampling variance of the moderator design (DESIGN.md)."""
@@ -123,6 +130,7 @@ def test_residual_heterogeneity_matches_the_exact_posterior(request, name):
     assert_agrees(draws, exact)
 
 
+@pytest.mark.slow  # MCMC fits (the exact engine's draws: tests/engine/test_exact_model.py)
 @pytest.mark.parametrize("name", list(METAREGRESSION_MODELS))
 def test_true_and_cluster_effects_match_the_exact_posterior(request, name):
     """The effects of the previous issue keep working for meta-regressions.

@@ -1,5 +1,8 @@
 """MCMC posterior vs the exact posterior (2-D quadrature) in tests/data/*.exact.json.
 
+(The exact engine's draws are compared with the same references in
+tests/engine/test_exact_model.py.)
+
 Tolerance: |MCMC statistic - exact| <= 4 MCSE + 1e-3, with the MCSE of each statistic (mean,
 SD, quantile) computed by ArviZ from the same draws. Under a correct model a deviation beyond
 4 MCSE has probability ~6e-5 per statistic; the 1e-3 absolute slack covers the error of the
@@ -7,61 +10,17 @@ quadrature (its convergence check is in the JSON, < 3e-5) and float rounding of 
 near-degenerate statistics. The fixed seed makes the check deterministic.
 """
 
-import arviz as az
 import numpy as np
 import pytest
-import xarray as xr
-from conftest import exact_reference
+from helpers import HETEROGENEITY_KEYS, assert_agrees, exact_reference
 
 import bambi_meta as bmm
 
-STATISTICS = {"mean": None, "sd": None, "q025": 0.025, "q50": 0.5, "q975": 0.975}
-HETEROGENEITY_KEYS = {
-    "tau": "tau",
-    "rho": "rho",
-    "tau [within]": "tau_within",
-    "tau [between]": "tau_between",
-    "tau2": "tau2",
-    "tau2 [within]": "tau2_within",
-    "tau2 [between]": "tau2_between",
-    "I2": "I2",
-    "I2 [within]": "I2_within",
-    "I2 [between]": "I2_between",
-    "H2": "H2",
-}
-
-
-def z_scores(draws: np.ndarray, exact: dict) -> dict[str, float]:
-    """(MCMC - exact) / (MCSE + 1e-3/4) for mean, sd and the 2.5/50/97.5% quantiles."""
-    dataset = xr.Dataset({"x": (("chain", "draw"), draws)})
-    flat = draws.ravel()
-    scores = {}
-    for statistic, prob in STATISTICS.items():
-        if statistic == "mean":
-            value, mcse = flat.mean(), float(az.mcse(dataset)["x"])
-        elif statistic == "sd":
-            value, mcse = flat.std(ddof=1), float(az.mcse(dataset, method="sd")["x"])
-        else:
-            value = np.quantile(flat, prob)
-            mcse = float(az.mcse(dataset, method="quantile", prob=prob)["x"])
-        scores[statistic] = (value - exact[statistic]) / (mcse + 1e-3 / 4)
-    return scores
-
-
-def assert_agrees(draws: dict[str, np.ndarray], exact: dict[str, dict]) -> None:
-    failures = []
-    for name, reference in exact.items():
-        for statistic, z in z_scores(draws[name], reference).items():
-            if abs(z) > 4:
-                failures.append(f"{name} {statistic}: z = {z:.2f}")
-    assert not failures, "; ".join(failures)
-
-
 # The session fits and the data set of their exact reference: two with clusters, one without.
 FITS = [
-    ("konstantopoulos_fit", "dat.konstantopoulos2011"),
-    ("assink_fit", "dat.assink2016"),
-    ("bcg_fit", "dat.bcg"),
+    ("konstantopoulos_mcmc", "dat.konstantopoulos2011"),
+    ("assink_mcmc", "dat.assink2016"),
+    ("bcg_mcmc", "dat.bcg"),
 ]
 
 

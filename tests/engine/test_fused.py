@@ -14,7 +14,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from test_likelihood import CLUSTERS, MU, VARIANCES, K, Y, dense_cluster_logps
+from helpers import CLUSTERS, MU, VARIANCES, K, Y, dense_cluster_logps
 
 from bambi_meta.engine.fused import clustered_logp_op
 from bambi_meta.engine.likelihood import clustered_logp

@@ -26,7 +26,7 @@ from bambi_meta.effect_sizes.escalc import (
 )
 from bambi_meta.effect_sizes.measures import olkin_pratt_factor
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "escalc_reference.json").read_text())
+REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "escalc_reference.json").read_text())
 CASES = REFERENCE["cases"]
 
 # metafor and escalc evaluate the same closed forms in double precision, in the same order of

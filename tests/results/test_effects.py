@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import exact_reference
+from helpers import exact_reference
 
 import bambi_meta as bmm
 from bambi_meta.engine.predictive import conditional_effects
@@ -38,7 +38,7 @@ def check_against_exact(table, per_draw_mean, reference, ess):
 
 @pytest.mark.parametrize(
     ("fixture", "dataset"),
-    [("konstantopoulos_fit", "dat.konstantopoulos2011"), ("assink_fit", "dat.assink2016")],
+    [("konstantopoulos_mcmc", "dat.konstantopoulos2011"), ("assink_mcmc", "dat.assink2016")],
 )
 def test_cluster_and_true_effects_match_exact_posterior(request, fixture, dataset):
     model, idata = request.getfixturevalue(fixture)
