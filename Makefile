@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bi
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test docs lint clean
+.PHONY: example test test-fast docs lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "No Python >= 3.12 found; install python3.12." >&2; exit 1; }
@@ -22,6 +22,10 @@ example: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+# Everything but the tests marked slow (MCMC fits, compilation, subprocesses): under 30 s.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not slow"
 
 # The documentation: runs the example scripts (their output and figures are what the pages
 # show), then builds the HTML with every Sphinx warning an error.

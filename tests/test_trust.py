@@ -277,8 +277,36 @@ def test_every_sampler_argument_is_checked(konstantopoulos, arguments, message):
     if "tune" not in arguments:  # tune means nothing for independent draws (tune=0 is fine)
         with pytest.raises((ValueError, TypeError), match=message):
             model.fit(**arguments)
+
+
+@pytest.fixture(scope="module")
+def refitter(konstantopoulos):
+    return bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD").refitter()
+
+
+@pytest.mark.slow  # the refitter compiles the model
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"cores": 0}, "'cores' must be an integer >= 1; got 0"),
+        ({"tune": 0}, "'tune' must be an integer >= 1; got 0"),
+        ({"draws": 0}, "'draws' must be an integer >= 1; got 0"),
+        ({"chains": 0}, "'chains' must be an integer >= 1; got 0"),
+        ({"draws": 2.5}, "'draws' must be an integer"),
+        (
+            {"random_seed": -1},
+            r"'random_seed' must be an integer between 0 and 18446744073709551615",
+        ),
+        ({"random_seed": 2**64}, "'random_seed' must be an integer between 0"),
+        ({"random_seed": "1"}, "'random_seed' must be an integer"),
+        ({"target_accept": 1.5}, r"'target_accept' must be a number in \(0, 1\) .*; got 1.5"),
+        ({"nuts": {"target_accept": 0}}, "strictly between 0 and 1"),
+        ({"nuts": {"max_treedepth": 0}}, "'max_treedepth' must be an integer between 1 and 30"),
+    ],
+)
+def test_every_refit_argument_is_checked(refitter, arguments, message):
     with pytest.raises((ValueError, TypeError), match=message):
-        model.refitter().fit(**arguments)
+        refitter.fit(**arguments)
 
 
 @pytest.mark.slow
@@ -386,6 +414,7 @@ def test_one_chain_warns_that_rhat_cannot_be_computed(konstantopoulos_fit):
 # ---------------------------------------------------------------------------------------------
 # 8. Memory: effects are computed in blocks of draws
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # k = 40,000 rows x 1,000 draws
 def test_cluster_effects_do_not_hold_draws_by_rows(tmp_path):
     rng = np.random.default_rng(1)
     k, clusters = 40_000, 400

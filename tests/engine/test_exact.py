@@ -300,6 +300,7 @@ def test_sampler_error_is_far_below_monte_carlo_error(case, n_draws):
             assert abs(x - w) < 0.1 * scale / math.sqrt(n_draws) * summary.sd
 
 
+@pytest.mark.slow  # 10^6 draws, k = 10^5 or a new Python process
 @pytest.mark.parametrize("case", [KONST, BCG])
 def test_million_draws_match_quadrature(case):
     """10^6 draws: within 4 MCSE of the quadrature; KS test against the quadrature's CDF."""
@@ -348,6 +349,7 @@ def run_child(code: str, **env) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow  # 10^6 draws, k = 10^5 or a new Python process
 def test_engine_imports_no_bambi_pymc_or_pytensor():
     code = (
         "import sys\n"
@@ -357,6 +359,7 @@ def test_engine_imports_no_bambi_pymc_or_pytensor():
     assert run_child(code) == "[]"
 
 
+@pytest.mark.slow  # 10^6 draws, k = 10^5 or a new Python process
 def test_same_seed_same_draws_in_any_process():
     post = fitted(*KONST)
     first = post.sample(1000, np.random.default_rng(5))
@@ -806,6 +809,7 @@ def test_marginal_likelihood_takes_callable_priors():
                                 rho_a=2.0, rho_prior=beta)  # fmt: skip
 
 
+@pytest.mark.slow  # 10^6 draws, k = 10^5 or a new Python process
 def test_marginal_likelihood_at_k_100000_in_10000_clusters():
     """main's quadrature built rows x clusters arrays: MemoryError here. Now O(points + k)."""
     import tracemalloc

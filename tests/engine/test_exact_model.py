@@ -49,6 +49,7 @@ def json_name(column: str) -> str:
     return "intercept" if column == "Intercept" else column
 
 
+@pytest.mark.slow  # 4 x 25,000 draws for each of 12 models
 @pytest.mark.parametrize(("dataset", "block"), CASES)
 def test_exact_draws_match_the_reference(dataset, block):
     model, exact = model_of(dataset, block), reference(dataset, block)

@@ -19,6 +19,8 @@ from helpers import CLUSTERS, MU, VARIANCES, K, Y, dense_cluster_logps
 from bambi_meta.engine.fused import clustered_logp_op
 from bambi_meta.engine.likelihood import clustered_logp
 
+pytestmark = pytest.mark.slow  # compiles the numba kernel and PyTensor graphs
+
 SIZES = np.bincount(CLUSTERS).astype(float)
 WEIGHTS = np.ones(K)
 WEIGHTS[[2, 11]] = 0.0  # two rows left out (as a leave-one-out refit does)
