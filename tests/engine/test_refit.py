@@ -14,7 +14,6 @@ import pytest
 from helpers import CLUSTERS, MU, POINTS, VARIANCES, Y, dense_cluster_logps
 
 import bambi_meta as bmm
-
 from bambi_meta.engine.likelihood import clustered_logp
 
 pytestmark = pytest.mark.slow  # compiles models and samples
