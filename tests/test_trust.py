@@ -55,10 +55,15 @@ runs = {
 }
 for name, (formula, data) in runs.items():
     model = bmm.MetaModel(formula, bmm.load_dataset(data), measure="SMD")
-    idata = model.fit(draws=60, tune=60, chains=2, random_seed=5, progressbar=False)
+    idata = model.fit(
+        draws=60, tune=60, chains=2, random_seed=5, progressbar=False, inference_method="nutpie"
+    )
     order = [rv.name for rv in model.backend.model.free_RVs]
     tau = "tau" if "tau" in idata.posterior else "tau_Intercept"
     print(name, order, repr(float(idata.posterior[tau].mean())))
+    if name != "location-scale":  # and the exact engine's independent draws
+        exact = model.fit(draws=60, chains=2, random_seed=5, inference_method="exact")
+        print(name, "exact", repr(float(exact.posterior["tau"].mean())))
 """
 
 
@@ -109,7 +114,9 @@ data = bmm.load_dataset("dat.konstantopoulos2011")
 model = bmm.MetaModel("yi | se(vi) ~ 1 + (1|district)", data, measure="SMD")
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    idata = model.fit(draws=50, tune=50, chains=1, random_seed=3, progressbar=False)
+    idata = model.fit(
+        draws=50, tune=50, chains=1, random_seed=3, progressbar=False, inference_method="nutpie"
+    )
 messages = [str(w.message) for w in caught if type(w.message).__name__ == "CompileCacheWarning"]
 print(len(messages))
 print(repr(float(idata.posterior["tau"].mean())))
