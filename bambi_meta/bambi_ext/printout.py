@@ -6,6 +6,7 @@ at zero.
 """
 
 import re
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,21 @@ def meta_block(model) -> str:
         )
     lines += intercept_notes(model)
     lines.append(f"  measure:               {model.measure} (unit-information SD {model.uisd:.4g})")
+    engine = textwrap.fill(
+        f"  fit() by default:      {default_engine(model)}", width=100, subsequent_indent=" " * 25
+    )
+    lines.append(engine)
     return "\n".join(lines)
+
+
+def default_engine(model) -> str:
+    """Which engine ``fit()`` uses by default, and why."""
+    from bambi_meta.engine.exact_model import qualifies
+
+    reason = qualifies(model)
+    if reason is None:
+        return "exact posterior (quadrature over tau and rho; independent draws)"
+    return f"MCMC (nutpie's NUTS), because {reason}"
 
 
 def intercept_notes(model) -> list[str]:

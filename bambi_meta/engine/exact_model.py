@@ -109,8 +109,8 @@ def prior_log_density(prior, parameter: str):
 
 
 def _pymc_log_density(name: str, args: dict, parameter: str):
+    """PyMC's log-density of a distribution, as a vectorised function (compiled on first use)."""
     import pymc as pm
-    import pytensor
     import pytensor.tensor as pt
 
     distribution = getattr(pm, name, None)
@@ -124,11 +124,15 @@ def _pymc_log_density(name: str, args: dict, parameter: str):
             f"PyMC cannot evaluate the log-density of the prior on {parameter} ({name} with "
             f"{args}): {type(error).__name__}: {error}"
         ) from None
-    function = pytensor.function([values], logp, mode="FAST_COMPILE")
+    compiled = []
 
     def log_density(x: np.ndarray) -> np.ndarray:
+        if not compiled:
+            import pytensor
+
+            compiled.append(pytensor.function([values], logp, mode="FAST_COMPILE"))
         x = np.asarray(x, dtype=float)
-        return np.asarray(function(x.ravel()), dtype=float).reshape(x.shape)
+        return np.asarray(compiled[0](x.ravel()), dtype=float).reshape(x.shape)
 
     return log_density
 

@@ -2,16 +2,19 @@
 
 The likelihood integrates the cluster and estimate effects out and, with Normal priors, the
 coefficients integrate out analytically too; what is left is a 2-D integral over (tau, rho),
-computed by adaptive quadrature in ``marginal_likelihood.py`` to about 1e-9. This is more
+computed by adaptive quadrature (:mod:`bambi_meta.engine.exact.evidence`) to about
+1e-9. This is more
 accurate and faster than bridge sampling on MCMC draws, and needs no draws at all.
 
-Supported priors: Normal on the intercept and moderators, HalfNormal on tau (or tau fixed at 0,
-the common-effect model), Beta on rho. Other priors and scale models (``tau ~ z``) raise an
-error rather than give a wrong number.
+Supported priors: Normal on the intercept and moderators, any proper prior on tau and rho (or
+either fixed, e.g. tau = 0 for the common-effect model), as for the exact engine's fits. Flat
+priors (p(y) is then not defined) and scale models (``tau ~ z``) raise an error rather than
+give a wrong number.
 """
 
 import numpy as np
 
+from bambi_meta.engine import exact_model
 from bambi_meta.engine.exact import evidence as quadrature
 from bambi_meta.engine.exact.evidence import (
     BayesFactor,
@@ -82,45 +85,28 @@ def inclusion_bayes_factors(model, prior_model_probs=None) -> EnsembleBayesFacto
 
 
 def _quadrature_spec(model) -> dict:
-    """Data, design and prior parameters in the form the quadrature takes."""
-    if len(model.conditional_parameters) > 1:
+    """Data, design and priors of ``model`` in the form the quadrature takes.
+
+    The same inputs as the exact engine's fit (:func:`bambi_meta.engine.exact_model.exact_inputs`):
+    Normal priors on the coefficients and any proper prior on tau and rho.
+    """
+    try:
+        inputs = exact_model.exact_inputs(model)
+    except exact_model.NotExact as reason:
         raise ValueError(
-            "Marginal likelihoods by quadrature need constant tau and rho; this model has a "
-            "scale formula (tau ~ z or rho ~ z)."
+            f"The marginal likelihood by quadrature is not available for this model: {reason}."
+        ) from None
+    spec = dict(inputs.arguments)
+    flat = ~np.isfinite(spec["beta_sd"])
+    if flat.any():
+        raise ValueError(
+            "Marginal likelihoods (and Bayes factors) need proper priors; this model has a flat "
+            "prior on a coefficient, so p(y) is not defined. Give it a Normal prior."
         )
-    rows = model.meta_data()
-    location = model.parameters["mu"]
-    design = np.asarray(location.design.common.design_matrix, dtype=float)
-    means, sds = [], []
-    for name, term in location.terms.items():
-        prior = term.prior
-        if getattr(prior, "name", None) != "Normal":
-            raise ValueError(f"Quadrature needs a Normal prior on '{name}'; it has {prior}.")
-        width = design[:, location.design.common.slices[name]].shape[1]
-        means.append(np.broadcast_to(np.asarray(prior.args["mu"], dtype=float), width))
-        sds.append(np.broadcast_to(np.asarray(prior.args["sigma"], dtype=float), width))
-    spec = {
-        "yi": rows.effect_sizes,
-        "vi": rows.variances,
-        "X": design,
-        "cluster": rows.cluster_labels,
-        "beta_mean": np.concatenate(means),
-        "beta_sd": np.concatenate(sds),
-    }
-    spec.update(_tau_prior(model.parameters["tau"].prior))
-    if model.family.has_clusters:
-        rho = model.parameters["rho"].prior
-        if getattr(rho, "name", None) != "Beta":
-            raise ValueError(f"Quadrature needs a Beta prior on 'rho'; it has {rho}.")
-        spec.update(rho_a=float(rho.args["alpha"]), rho_b=float(rho.args["beta"]))
+    for parameter in ("tau", "rho"):
+        prior = spec.pop(f"{parameter}_prior", None)
+        if isinstance(prior, float):
+            spec[f"{parameter}_fixed"] = prior
+        elif prior is not None:
+            spec[f"{parameter}_prior"] = prior
     return spec
-
-
-def _tau_prior(prior) -> dict:
-    if isinstance(prior, (int, float)):
-        if prior != 0:
-            raise ValueError(f"tau fixed at {prior}: only tau = 0 (common effect) is supported.")
-        return {"tau_sd": 1.0, "tau_fixed": 0.0}
-    if getattr(prior, "name", None) != "HalfNormal":
-        raise ValueError(f"Quadrature needs a HalfNormal prior on 'tau'; it has {prior}.")
-    return {"tau_sd": float(prior.args["sigma"])}
