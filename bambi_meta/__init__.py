@@ -21,6 +21,7 @@ _WHERE = {
     "transf": "bambi_meta.effect_sizes.transf",
     "UndefinedEffectSizeWarning": "bambi_meta.effect_sizes.escalc",
     "escalc": "bambi_meta.effect_sizes.escalc",
+    "fit_many": "bambi_meta.engine.fit_many",
     "coefficient_draws": "bambi_meta.results.coefficients",
     "heterogeneity_at": "bambi_meta.results.coefficients",
     "bayes_factor": "bambi_meta.results.comparison",
@@ -63,6 +64,7 @@ __all__ = [
     "cluster_effects",
     "coefficient_draws",
     "escalc",
+    "fit_many",
     "fit_frequentist",
     "heterogeneity_at",
     "heterogeneity_posterior",
@@ -109,6 +111,7 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs
     from bambi_meta.datasets import DATASETS, load_dataset
     from bambi_meta.effect_sizes import transf
     from bambi_meta.effect_sizes.escalc import UndefinedEffectSizeWarning, escalc
+    from bambi_meta.engine.fit_many import fit_many
     from bambi_meta.results.coefficients import coefficient_draws, heterogeneity_at
     from bambi_meta.results.comparison import (
         bayes_factor,

@@ -165,7 +165,7 @@ def fit_exact_model(model, *, draws: int, chains: int, random_seed=None) -> xr.D
         A model that :func:`qualifies`.
     draws, chains : int
         ``chains`` x ``draws`` independent draws, laid out as (chain, draw).
-    random_seed : int or numpy.random.Generator, optional
+    random_seed : int, numpy.random.Generator or numpy.random.SeedSequence, optional
         The same seed gives the same draws in every process.
 
     Returns
@@ -175,14 +175,38 @@ def fit_exact_model(model, *, draws: int, chains: int, random_seed=None) -> xr.D
         (``diverging``: all False) and ``observed_data``; the posterior's attrs hold the engine,
         the log marginal likelihood and the quadrature's error and grid.
     """
-    start = time.perf_counter()
     inputs = exact_inputs(model)
-    exact = fit_exact(**inputs.arguments)
-    rng = np.random.default_rng(random_seed)
-    sample = exact.sample(draws * chains, rng)
+    sample, attributes = draw_exact(inputs.arguments, draws * chains, random_seed)
+    return exact_datatree(model, sample, chains, draws, attributes)
+
+
+def draw_exact(arguments: dict, n_draws: int, random_seed=None) -> tuple[dict, dict]:
+    """Fit the exact engine to ``arguments`` and draw ``n_draws`` (arrays in, arrays out).
+
+    Returns
+    -------
+    sample : dict
+        ``tau`` (n,), ``rho`` (n,) (with a cluster level), ``beta`` (n, p) on the design's scale.
+    attributes : dict
+        What the posterior's attrs record about the fit.
+    """
+    start = time.perf_counter()
+    exact = fit_exact(**arguments)
+    sample = exact.sample(n_draws, np.random.default_rng(random_seed))
+    return sample, _attributes(exact, time.perf_counter() - start)
+
+
+def exact_datatree(
+    model, sample: dict, chains: int, draws: int, attributes: dict, observed=None
+) -> xr.DataTree:
+    """The DataTree of exact draws of ``model``, named and shaped as a Bambi fit's.
+
+    ``observed`` (the effect sizes the draws are conditioned on) defaults to the model's.
+    """
     posterior = _posterior_dataset(model, sample, chains, draws)
-    posterior.attrs.update(_attributes(exact, time.perf_counter() - start))
-    observed = model.meta_data().effect_sizes
+    posterior.attrs.update(attributes)
+    if observed is None:
+        observed = model.meta_data().effect_sizes
     return xr.DataTree.from_dict(
         {
             "posterior": to_raw_scale(model, posterior),
