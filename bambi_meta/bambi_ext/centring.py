@@ -205,6 +205,11 @@ def raw_scale_transform(model, parameter: str) -> np.ndarray | None:
     return cache[parameter]
 
 
+def _has_centred_terms(model, parameter: str) -> bool:
+    aliases = model.aliases.location if parameter == "mu" else model.aliases.scale[parameter]
+    return bool(aliases)
+
+
 def raw_design(model, parameter: str):
     """The raw (uncentred) design of a parameter's formula on the fitted rows."""
     rhs = model.meta_formula.fixed if parameter == "mu" else model.scale_formulas[parameter]
@@ -221,8 +226,8 @@ def _map_coefficients(model, posterior: xr.Dataset, inverse: bool) -> xr.Dataset
     out = posterior.copy()
     for name in model.conditional_parameters:
         component = model.parameters[name]
-        if component.design.common is None:
-            continue
+        if component.design.common is None or not _has_centred_terms(model, name):
+            continue  # nothing centred: the raw and the sampled scales are the same
         transform = raw_scale_transform(model, name)
         if transform is None:
             if not inverse:

@@ -191,7 +191,7 @@ def draw_exact(arguments: dict, n_draws: int, random_seed=None) -> tuple[dict, d
         What the posterior's attrs record about the fit.
     """
     start = time.perf_counter()
-    exact = fit_exact(**arguments)
+    exact = fit_exact(**arguments, probs=())  # the draws give the quantiles
     sample = exact.sample(n_draws, np.random.default_rng(random_seed))
     return sample, _attributes(exact, time.perf_counter() - start)
 

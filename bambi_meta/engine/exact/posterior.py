@@ -240,6 +240,8 @@ def _mixture_quantiles(w, mean, sd, probs, shape) -> np.ndarray:
     if it moved by more than 1e-6 sds). Nodes with weight below 1e-16 of the largest are left
     out (they move the CDF by < 1e-13).
     """
+    if not len(probs):
+        return np.empty(0)
     probs = np.asarray(probs)
     if (sd == 0).all() and np.ptp(mean) == 0:
         return np.full(len(probs), mean[0])
@@ -280,7 +282,11 @@ def summarise(grid, model, fixed, log_ml, error, converged, probs, evals, start)
     for a, ax in enumerate(grid.axes):
         marg = w.reshape(grid.shape).sum(axis=tuple(b for b in range(len(grid.shape)) if b != a))
         t = ax.nodes()
-        x = ax.value(quadrature.sinc_quantiles(marg / (t[1] - t[0]), t, np.array(probs)))
+        x = (
+            ax.value(quadrature.sinc_quantiles(marg / (t[1] - t[0]), t, np.array(probs)))
+            if probs
+            else []
+        )
         values = grid.tau if ax.name == "tau" else grid.rho
         mean = float(_dot(values, w))
         sd = math.sqrt(max(float(_dot(values**2, w)) - mean**2, 0.0))
