@@ -57,7 +57,7 @@ def main(refits: int, others: int) -> None:
         fresh = bmm.MetaModel(
             "yi | se(vi) ~ 1 + (1|district)", data.assign(yi=simulated()), measure="SMD"
         )
-        fresh.fit(random_seed=i, progressbar=False)
+        fresh.fit(random_seed=i, progressbar=False, inference_method="nutpie")
     rebuild_s = clock() - t
     rows.append(
         {"method": "rebuild + MetaModel.fit", "refits": others, "refits_s": rebuild_s,

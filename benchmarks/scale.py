@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/scale.py [--ks 56 2000 20000 200000] [--naive-ks 56 2000]``.
 Every (k, method) is a fresh process; peak resident memory is that process's (wait4).
 Simulated data: k estimates in k/10 clusters, mu 0.2, tau 0.3, rho 0.5, vi ~ U[0.005, 0.2].
-Methods: ``default`` (``MetaModel.fit()``: nutpie's NUTS on the PyTensor-compiled marginal
+Methods: ``default`` (``MetaModel.fit(inference_method="nutpie")``: NUTS on the PyTensor-compiled marginal
 likelihood with the fused Op, chains one after the other), ``pymc`` (``inference_method="pymc"``,
 PyMC's NUTS, 2 worker processes), ``bambi-nutpie`` (Bambi's own nutpie path, i.e.
 ``nutpie.compile_pymc_model``'s numba compilation) and ``naive`` (the Bambi model a user writes
@@ -68,7 +68,7 @@ def child(k: int, method: str) -> None:
         model.compiled_sampler()
         result["compile_s"] = clock() - t
         t = clock()
-        idata = model.fit(progressbar=False, **settings)
+        idata = model.fit(progressbar=False, inference_method="nutpie", **settings)
     elif method == "bambi-nutpie":
         idata = bmb.Model.fit(model, inference_method="nutpie", progressbar=False, **settings)
     elif method == "pymc":
