@@ -3,12 +3,12 @@
 Run: ``.venv/bin/python benchmarks/scale.py [--ks 56 2000 20000 200000] [--naive-ks 56 2000]``.
 Every (k, method) is a fresh process; peak resident memory is that process's (wait4).
 Simulated data: k estimates in k/10 clusters, mu 0.2, tau 0.3, rho 0.5, vi ~ U[0.005, 0.2].
-Methods: ``default`` (``MetaModel.fit(inference_method="nutpie")``: NUTS on the
-PyTensor-compiled marginal likelihood with the fused Op, chains one after the other),
-``pymc`` (``inference_method="pymc"``, PyMC's NUTS, 2 worker processes), ``bambi-nutpie``
-(Bambi's own nutpie path, i.e. ``nutpie.compile_pymc_model``'s numba compilation) and ``naive`` (the Bambi model a user writes
-first: latent ``(1|cluster)`` and ``(1|obs)`` with the known sampling SD as
-``sigma ~ 0 + offset(log(se))``, PyMC's NUTS). The ratio lines compare min ESS/s in the same run.
+Methods: ``default`` (``MetaModel.fit(inference_method="nutpie")``: NUTS on the PyTensor-compiled
+marginal likelihood with the fused Op, chains one after the other), ``pymc``
+(``inference_method="pymc"``, PyMC's NUTS, 2 worker processes), ``bambi-nutpie`` (Bambi's own nutpie
+path, i.e. ``nutpie.compile_pymc_model``'s numba compilation) and ``naive`` (the Bambi model a user
+writes first: latent ``(1|cluster)`` and ``(1|obs)`` with the known sampling SD as ``sigma ~ 0 +
+offset(log(se))``, PyMC's NUTS). The ratio lines compare min ESS/s in the same run.
 """
 
 import argparse
