@@ -41,7 +41,8 @@ def marginal_logp(value, mu, tau, rho, variances, clusters, cluster_sizes):
 
     Each row gets its own Gaussian term plus an equal share of its cluster's Sherman-Morrison
     correction, so the terms add up to the exact joint log-density of every cluster. Use
-    :func:`cluster_loglik` or :func:`estimate_loglik` for meaningful pointwise values.
+    :func:`~bambi_meta.stats.clusters.cluster_loglik` or
+    :func:`~bambi_meta.stats.clusters.estimate_loglik` for meaningful pointwise values.
 
     Parameters
     ----------

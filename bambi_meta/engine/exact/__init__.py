@@ -1,11 +1,11 @@
 r"""The exact engine: the posterior of :math:`(\tau, \rho)` by quadrature, the rest in closed form.
 
 Given :math:`(\tau, \rho)` the model is Gaussian in the coefficients, so the posterior is a 1-2
-dimensional integral (:mod:`.fit`) over a sinh-mapped grid (:mod:`.quadrature`, :mod:`.mode`)
-of a likelihood evaluated for many points per pass over the rows (:mod:`.kernel`,
-:mod:`.gaussian`); independent draws come by inverse CDF (:mod:`.inverse_cdf`,
-:mod:`.posterior`); priors on any support (:mod:`.priors`); the marginal likelihood and Bayes
-factors of models given as arrays (:mod:`.evidence`). NumPy, SciPy and numba only.
+dimensional integral (``fit``) over a sinh-mapped grid (``quadrature``, ``mode``)
+of a likelihood evaluated for many points per pass over the rows (``kernel``,
+``gaussian``); independent draws come by inverse CDF (``inverse_cdf``,
+``posterior``); priors on any support (``priors``); the marginal likelihood and Bayes
+factors of models given as arrays (``evidence``). NumPy, SciPy and numba only.
 """
 
 from bambi_meta.engine.exact.fit import fit_exact

@@ -152,7 +152,7 @@ class ExactPosterior:
     )
 
     def sampler(self, n_draws: int) -> GridSampler | None:
-        """The inverse-CDF sampler for ``n_draws`` draws (:func:`.inverse_cdf.fine_step`; cached).
+        """The inverse-CDF sampler for ``n_draws`` draws (``inverse_cdf.fine_step``; cached).
 
         None when nothing is integrated.
         """
@@ -171,7 +171,7 @@ class ExactPosterior:
         r"""Posterior CDF of a free ``"tau"`` or ``"rho"`` at ``x`` (sinc-interpolated grid).
 
         The marginal over the other axis is a trapezoid sum at each node; between nodes the
-        CDF integrates the sinc interpolant (:func:`.quadrature.sinc_cdf`), as accurate as
+        CDF integrates the sinc interpolant (``quadrature.sinc_cdf``), as accurate as
         the quadrature.
         """
         axes = [ax.name for ax in self.grid.axes]
