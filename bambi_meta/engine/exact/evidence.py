@@ -103,22 +103,6 @@ class EnsembleBayesFactors:
 # --------------------------------------------------------------------------------- validation
 
 
-def _vector(name: str, x: Any, k: int | None = None, positive: bool = False) -> np.ndarray:
-    try:
-        a = np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"'{name}' must be numeric; got {type(x).__name__}.") from None
-    if a.ndim != 1 or (k is not None and a.shape[0] != k):
-        want = "a 1-D array" if k is None else f"a 1-D array of length {k}"
-        raise ValueError(f"'{name}' must be {want}; got shape {a.shape}.")
-    bad = ~np.isfinite(a) | ((a <= 0) if positive else False)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        rule = "finite and > 0" if positive else "finite"
-        raise ValueError(f"'{name}' must be {rule}; row {i + 1} has {a[i].item()!r}.")
-    return a
-
-
 def _scalar(
     name: str, x: Any, lo: float = 0.0, closed: bool = False, hi: float = math.inf
 ) -> float:
@@ -154,22 +138,8 @@ class _Data:
 
 
 def _prepare(yi, vi, X, cluster, beta_mean, beta_sd) -> _Data:
-    y = _vector("yi", yi)
+    y, v, Xa, m, s = gaussian.check_arrays(yi, vi, X, beta_mean, beta_sd, flat_allowed=False)
     k = y.shape[0]
-    if k == 0:
-        raise ValueError("'yi' must have at least one row; got 0.")
-    v = _vector("vi", vi, k, positive=True)
-    Xa = np.ones((k, 1)) if X is None else np.asarray(X, dtype=float)
-    Xa = Xa[:, None] if Xa.ndim == 1 else Xa
-    if Xa.ndim != 2 or Xa.shape[0] != k:
-        raise ValueError(f"'X' must have shape ({k}, p), one row per estimate; got {Xa.shape}.")
-    bad = ~np.isfinite(Xa).all(axis=1)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"'X' must be finite; row {i + 1} has {Xa[i].tolist()}.")
-    p = Xa.shape[1]
-    m, s = (np.full(p, x, dtype=object) if np.ndim(x) == 0 else x for x in (beta_mean, beta_sd))
-    m, s = _vector("beta_mean", m, p), _vector("beta_sd", s, p, positive=True)
     codes, n_clusters = None, 0
     if cluster is not None:
         labels = np.asarray(cluster)

@@ -151,6 +151,41 @@ def cluster_codes(cluster: Any, k: int) -> tuple[np.ndarray, int]:
     return codes.astype(np.int64), len(uniques)
 
 
+def check_arrays(yi, vi, X, beta_mean, beta_sd, flat_allowed: bool = True) -> tuple:
+    """Validated ``(y, v, X, m, s)``: effect sizes, variances, design and coefficient priors.
+
+    Errors name the argument and the first bad row (from 1). ``beta_sd = inf`` (a flat prior)
+    is allowed unless ``flat_allowed`` is False (a marginal likelihood needs proper priors).
+    """
+    y = _vector("yi", yi)
+    k = y.shape[0]
+    if k == 0:
+        raise ValueError("'yi' must have at least one row; got 0.")
+    v = _vector("vi", vi, k, rule="finite and > 0")
+    Xa = np.ones((k, 1)) if X is None else np.asarray(X, dtype=float)
+    Xa = Xa[:, None] if Xa.ndim == 1 else Xa
+    if Xa.ndim != 2 or Xa.shape[0] != k:
+        raise ValueError(f"'X' must have shape ({k}, p), one row per estimate; got {Xa.shape}.")
+    bad = ~np.isfinite(Xa).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"'X' must be finite; row {i + 1} has {Xa[i].tolist()}.")
+    p = Xa.shape[1]
+    m = _vector("beta_mean", _per_column(beta_mean, p), p)
+    s = _vector(
+        "beta_sd",
+        _per_column(beta_sd, p),
+        p,
+        "> 0 (inf: a flat prior)" if flat_allowed else "finite and > 0",
+    )
+    return y, v, Xa, m, s
+
+
+def _per_column(value: Any, p: int):
+    """A scalar repeated for each of the p columns; anything else as given (checked after)."""
+    return np.full(p, value, dtype=object) if np.ndim(value) == 0 else value
+
+
 def prepare(yi, vi, X, cluster, beta_mean, beta_sd) -> GaussianModel:
     """Validate the data and priors on the coefficients; sort rows by cluster once.
 
@@ -169,27 +204,8 @@ def prepare(yi, vi, X, cluster, beta_mean, beta_sd) -> GaussianModel:
     -------
     GaussianModel
     """
-    y = _vector("yi", yi)
+    y, v, Xa, m, s = check_arrays(yi, vi, X, beta_mean, beta_sd)
     k = y.shape[0]
-    if k == 0:
-        raise ValueError("'yi' must have at least one row; got 0.")
-    v = _vector("vi", vi, k, rule="finite and > 0")
-    Xa = np.ones((k, 1)) if X is None else np.asarray(X, dtype=float)
-    Xa = Xa[:, None] if Xa.ndim == 1 else Xa
-    if Xa.ndim != 2 or Xa.shape[0] != k:
-        raise ValueError(f"'X' must have shape ({k}, p), one row per estimate; got {Xa.shape}.")
-    bad = ~np.isfinite(Xa).all(axis=1)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"'X' must be finite; row {i + 1} has {Xa[i].tolist()}.")
-    p = Xa.shape[1]
-    m = _vector("beta_mean", np.broadcast_to(np.asarray(beta_mean, dtype=object), (p,)), p)
-    s = _vector(
-        "beta_sd",
-        np.broadcast_to(np.asarray(beta_sd, dtype=object), (p,)),
-        p,
-        "> 0 (inf: a flat prior)",
-    )
     if cluster is None:
         order, starts, n_clusters = np.arange(k), np.array([0, k], dtype=np.int64), 0
     else:
