@@ -32,6 +32,12 @@ class Effects:
     draws: xr.DataArray
     table: pd.DataFrame
 
+    def __str__(self) -> str:
+        return self.table.to_string(float_format="{:.4f}".format)
+
+    def _repr_html_(self) -> str:
+        return self.table._repr_html_()
+
 
 def cluster_effects(model, idata, random_seed=None, relative: bool = True) -> Effects:
     """Shrunken cluster effects: the deviations u_j, or the cluster means mu + u_j.

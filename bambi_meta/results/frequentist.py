@@ -30,7 +30,7 @@ from bambi_meta import _validate
 from bambi_meta.stats import reml as _profile
 from bambi_meta.stats.reml import ModelData
 
-__all__ = ["FrequentistFit", "fit_frequentist", "lrt"]
+__all__ = ["FrequentistFit", "LikelihoodRatioTest", "fit_frequentist", "lrt"]
 
 _VARIANCE_PARAMETERS = {
     "uni": ("tau2", "tau"),
@@ -78,6 +78,9 @@ class FrequentistFit:
         :math:`I^2` split into ``sigma2_cluster`` / ``sigma2_estimate`` (``tau2`` without clusters).
     level : float
         Confidence level of all intervals.
+    data : bambi_meta.stats.reml.ModelData
+        The validated arrays of the fit (estimates, variances, design, cluster codes), which
+        :meth:`loglik_at`, :meth:`profile_ci` and :func:`lrt` evaluate the likelihood on.
     """
 
     method: str
@@ -107,7 +110,7 @@ class FrequentistFit:
     I2: float
     I2_components: dict[str, float]
     level: float
-    _data: ModelData = field(repr=False)
+    data: ModelData = field(repr=False)
 
     @property
     def tau(self) -> float:
@@ -137,7 +140,7 @@ class FrequentistFit:
         Returns ``-inf`` where the marginal covariance is not positive definite.
         """
         rho = 0.0 if rho is None else rho
-        ev = _profile.evaluate(self._data, tau2 * (1 - rho), tau2 * rho, self.method == "REML")
+        ev = _profile.evaluate(self.data, tau2 * (1 - rho), tau2 * rho, self.method == "REML")
         return -np.inf if ev is None else ev.loglik
 
     def predict(self, X_new: np.ndarray | None = None, level: float | None = None) -> pd.DataFrame:
@@ -163,7 +166,7 @@ class FrequentistFit:
         """
         z = _z(self.level if level is None else _check_level(level))
         if X_new is None:
-            X_new = np.ones((1, 1)) if self.p == 1 else self._data.X
+            X_new = np.ones((1, 1)) if self.p == 1 else self.data.X
         X_new = np.atleast_2d(np.asarray(X_new, dtype=float))
         if X_new.shape[1] != self.p:
             raise ValueError(f"'X_new' must have {self.p} columns; got shape {X_new.shape}.")
@@ -210,7 +213,7 @@ class FrequentistFit:
         reml = self.method == "REML"
 
         def profile(value: float) -> float:
-            return _profile.profile_fit(self._data, reml, self.struct, name, value)[1].loglik
+            return _profile.profile_fit(self.data, reml, self.struct, name, value)[1].loglik
 
         drop = scipy.stats.chi2.ppf(level, 1) / 2.0
         bounds = _profile.profile_interval(profile, estimate, domain, scale, drop)
@@ -229,7 +232,7 @@ class FrequentistFit:
         df = self.k - self.p
 
         def q_stat(tau2: float) -> float:
-            return _profile.evaluate(self._data, tau2, 0.0, reml=False).rss
+            return _profile.evaluate(self.data, tau2, 0.0, reml=False).rss
 
         def solve(crit: float) -> float:
             if q_stat(0.0) <= crit:
@@ -264,6 +267,9 @@ class FrequentistFit:
                 if not (name == "rho" and self.tau2 == 0.0) and not unidentified:
                     var.loc[name, ["ci_lower", "ci_upper"]] = self.profile_ci(name)
         return pd.concat([rows, var])
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{self}</pre>"
 
     def __str__(self) -> str:
         kind = _DESCRIPTION[self.struct]
@@ -403,11 +409,40 @@ def fit_frequentist(
         QM=qm, QM_df=qm_df, QMp=qmp,
         typical_v=typical_v, I2=100 * tau2 / (tau2 + typical_v),
         I2_components={n: 100 * v / (tau2 + typical_v) for n, v in comps.items()},
-        level=level, _data=data,
+        level=level, data=data,
     )  # fmt: skip
 
 
-def lrt(fit_full: FrequentistFit, fit_reduced: FrequentistFit) -> dict[str, float]:
+@dataclass(frozen=True)
+class LikelihoodRatioTest:
+    """A likelihood-ratio test of two nested fits (:func:`lrt`).
+
+    Attributes
+    ----------
+    LRT : float
+        :math:`2[\ell_{full} - \ell_{reduced}]`.
+    df : int
+        Difference in the number of parameters.
+    pval : float
+        :math:`P(\chi^2_{df} > LRT)`.
+    """
+
+    LRT: float
+    df: int
+    pval: float
+
+    def __getitem__(self, key: str):
+        """``test["LRT"]``, ``test["df"]``, ``test["pval"]`` (the fields by name)."""
+        return getattr(self, key)
+
+    def __str__(self) -> str:
+        return f"Likelihood-ratio test: LRT = {self.LRT:.4f}, df = {self.df}, p = {self.pval:.4g}"
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{self}</pre>"
+
+
+def lrt(fit_full: FrequentistFit, fit_reduced: FrequentistFit) -> LikelihoodRatioTest:
     r"""Likelihood-ratio test of two nested fits to the same data (like metafor's ``anova``).
 
     .. math::
@@ -424,7 +459,7 @@ def lrt(fit_full: FrequentistFit, fit_reduced: FrequentistFit) -> dict[str, floa
         If the fits use different data, methods or clusters, are REML fits with different X,
         have a reduced design not spanned by the full one, or are not nested (``df <= 0``).
     """
-    full, red = fit_full._data, fit_reduced._data
+    full, red = fit_full.data, fit_reduced.data
     if fit_full.method != fit_reduced.method:
         raise ValueError("'fit_full' and 'fit_reduced' must use the same method (REML or ML).")
     if not (np.array_equal(full.y, red.y) and np.array_equal(full.v, red.v)):
@@ -446,7 +481,7 @@ def lrt(fit_full: FrequentistFit, fit_reduced: FrequentistFit) -> dict[str, floa
     if fit_reduced.struct not in _NESTED_IN[fit_full.struct]:
         raise ValueError(f"A {fit_reduced.struct} fit is not nested in a {fit_full.struct} fit.")
     stat = max(0.0, 2.0 * (fit_full.loglik - fit_reduced.loglik))
-    return {"LRT": stat, "df": df, "pval": float(scipy.stats.chi2.sf(stat, df))}
+    return LikelihoodRatioTest(stat, df, float(scipy.stats.chi2.sf(stat, df)))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -99,3 +99,13 @@ def test_any_proper_tau_prior_and_unsupported_models(konstantopoulos):
     other = bmm.MetaModel("yi | se(vi) ~ 1", bmm.load_dataset("dat.bcg"), measure="RR")
     with pytest.raises(ValueError, match="same effect sizes"):
         bmm.bayes_factor(cauchy, other)
+
+
+def test_ensemble_prints_components_and_takes_prior_probabilities_in_model_order(konstantopoulos):
+    model = bmm.MetaModel("yi | se(vi) ~ 1 + (1|district)", konstantopoulos, measure="SMD")
+    equal = bmm.inclusion_bayes_factors(model, prior_model_probs=[1, 1, 1, 1, 1, 1])
+    assert equal.models["prior_prob"].tolist() == pytest.approx([1 / 6] * 6)
+    text = str(equal)
+    assert "Inclusion BF" in text and "cluster_level" in text and "mu, tau, rho" in text
+    with pytest.raises(ValueError, match="must give a weight to each of"):
+        bmm.inclusion_bayes_factors(model, prior_model_probs=[1, 1])

@@ -198,7 +198,7 @@ def test_q_profile_ci(name):
     lower, upper = res.q_profile_ci()
     close([lower, upper], [ref["tau^2"]["ci_lb"], ref["tau^2"]["ci_ub"]], atol=UNIROOT_TOL)
     df = res.k - res.p  # the generalised Q statistic hits the chi^2 quantiles exactly
-    q_at = [_profile.evaluate(res._data, t, 0.0, reml=False).rss for t in (lower, upper)]
+    q_at = [_profile.evaluate(res.data, t, 0.0, reml=False).rss for t in (lower, upper)]
     close(q_at, scipy.stats.chi2.isf([0.025, 0.975], df), rtol=1e-8)
 
 
@@ -216,7 +216,7 @@ def test_profile_bounds_hit_the_cutoff(name, block, parameter):
     res = fit(name, block)
     reml = "REML" in block
     for bound in res.profile_ci(parameter):
-        _, ev = _profile.profile_fit(res._data, reml, res.struct, parameter, bound)
+        _, ev = _profile.profile_fit(res.data, reml, res.struct, parameter, bound)
         close(2 * (res.loglik - ev.loglik), CRIT, rtol=1e-6)
 
 
@@ -245,7 +245,7 @@ def test_boundary_component_bcg(block):
     assert res.sigma2_cluster == 0.0 and res.rho == 0.0
     close(res.loglik, ref["fitstats"]["logLik"], rtol=1e-9)
     df = load_dataset("dat.bcg")
-    single = fit_frequentist(df["yi"], df["vi"], X=res._data.X, method=res.method)
+    single = fit_frequentist(df["yi"], df["vi"], X=res.data.X, method=res.method)
     close(single.tau2, res.sigma2_estimate, rtol=1e-8)
     close(single.loglik, res.loglik, rtol=1e-12)
     # Karush-Kuhn-Tucker: moving sigma2_cluster into the interior lowers the likelihood
@@ -293,7 +293,7 @@ def test_loglik_matches_dense_oracle(small, method, tau2, rho):
     # Exact algebra (Sherman-Morrison vs a dense Cholesky): only float rounding separates them;
     # log-likelihoods here are O(10), so 1e-10 absolute is ~1e-11 relative, a tight bound.
     close(res.loglik_at(tau2, rho), expected, rtol=0, atol=1e-10)
-    ev = _profile.evaluate(res._data, tau2 * (1 - rho), tau2 * rho, method == "REML")
+    ev = _profile.evaluate(res.data, tau2 * (1 - rho), tau2 * rho, method == "REML")
     close(ev.beta, beta, rtol=1e-10)
     close(ev.vcov, vcov, rtol=1e-10)
 
@@ -301,7 +301,7 @@ def test_loglik_matches_dense_oracle(small, method, tau2, rho):
 @pytest.mark.parametrize("reml", [False, True])
 def test_gradient_matches_finite_differences(small, reml):
     y, v, X, cluster = small
-    data = fit_frequentist(y, v, X=X, cluster=cluster)._data
+    data = fit_frequentist(y, v, X=X, cluster=cluster).data
     a, c, h = 0.07, 0.04, 1e-6
     grad = _profile.evaluate(data, a, c, reml).grad
     fd = [
@@ -456,4 +456,12 @@ def test_frozen_and_printing():
     assert table.loc["tau2", ["ci_lower", "ci_upper"]].isna().all()
     fitted = res.predict()
     assert fitted.shape == (56, 6)
-    close(fitted["pred"], res._data.X @ res.coefficients["estimate"], rtol=1e-12)
+    close(fitted["pred"], res.data.X @ res.coefficients["estimate"], rtol=1e-12)
+
+
+def test_lrt_result_prints_and_reads_by_name():
+    df = load_dataset("dat.konstantopoulos2011")
+    full = fit("dat.konstantopoulos2011", "nested_ML")
+    reduced = fit_frequentist(df["yi"], df["vi"], method="ML")
+    test = lrt(full, reduced)
+    assert test["LRT"] == test.LRT and str(test).startswith("Likelihood-ratio test: LRT = ")

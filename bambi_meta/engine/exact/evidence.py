@@ -93,11 +93,47 @@ class SavageDickey(NamedTuple):
 
 @dataclass(frozen=True)
 class EnsembleBayesFactors:
-    """Model table, inclusion Bayes factors and pairwise Bayes factors of an ensemble."""
+    """Model table, inclusion Bayes factors and pairwise Bayes factors of an ensemble.
+
+    Printed like RoBMA's summary: one row per component (prior and posterior inclusion
+    probability, inclusion Bayes factor), then the models.
+    """
 
     models: pd.DataFrame
     inclusion: pd.DataFrame
     pairwise: pd.DataFrame
+
+    def __str__(self) -> str:
+        components = self.inclusion.set_index("component")[
+            ["prior_incl_prob", "posterior_incl_prob", "inclusion_bf", "among"]
+        ].rename(
+            columns={
+                "prior_incl_prob": "Prior prob.",
+                "posterior_incl_prob": "Post. prob.",
+                "inclusion_bf": "Inclusion BF",
+                "among": "Among",
+            }
+        )
+        models = self.models.set_index("model")[
+            ["prior_prob", "posterior_prob", "log_ml", "log_ml_error"]
+        ].rename(
+            columns={
+                "prior_prob": "Prior prob.",
+                "posterior_prob": "Post. prob.",
+                "log_ml": "log p(y)",
+                "log_ml_error": "error",
+            }
+        )
+        formats = {"Inclusion BF": "{:.3g}".format, "error": "{:.1g}".format}
+        return (
+            "Components (inclusion Bayes factors)\n"
+            + components.to_string(float_format="{:.3f}".format, formatters=formats)
+            + "\n\nModels\n"
+            + models.to_string(float_format="{:.3f}".format, formatters=formats)
+        )
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{self}</pre>"
 
 
 # --------------------------------------------------------------------------------- validation
@@ -479,6 +515,8 @@ def _inclusion(lp: np.ndarray, lm: np.ndarray, incl: np.ndarray) -> tuple[float,
 
 
 def _prior_probs(probs: Any, names: list[str]) -> np.ndarray:
+    if not isinstance(probs, Mapping | str) and np.ndim(probs) == 1 and len(probs) == len(names):
+        probs = dict(zip(names, probs, strict=True))  # array-like, in the order of the models
     if not isinstance(probs, Mapping) or set(probs) != set(names):
         got = list(probs) if isinstance(probs, Mapping) else probs
         raise ValueError(f"'prior_model_probs' must give a weight to each of {names}; got {got!r}.")
@@ -532,9 +570,10 @@ def standard_bayes_factors(
     ----------
     yi, vi, X, cluster, beta_mean, beta_sd, tau_sd, rho_a, rho_b, tol, tau_prior, rho_prior
         The full model (effect column included), as in :func:`log_marginal_likelihood`.
-    prior_model_probs : Mapping[str, float], optional
+    prior_model_probs : Mapping[str, float] or array-like, optional
         Prior weight of each model keyed by its name in ``models.model`` (``"mu, tau, rho"``,
-        ``"mu=0, tau=0"``, ...); every name is required; normalised; zeros allowed.
+        ``"mu=0, tau=0"``, ...), or in the order of ``models``; every model is required;
+        normalised; zeros allowed.
     effect_column : int
         Column of ``X`` whose coefficient is the effect :math:`\mu` (default 0).
 
