@@ -10,11 +10,16 @@ def as_dataset(group: xr.Dataset | xr.DataTree) -> xr.Dataset:
 
 def engine_of(idata: xr.DataTree) -> str:
     """Which engine made a fit's draws: ``"exact"``, ``"nutpie"``, ``"pymc"``, ... (attrs)."""
-    return str(as_dataset(idata["posterior"]).attrs.get("engine", "mcmc"))
+    return str(posterior_of(idata).attrs.get("engine", "mcmc"))
 
 
-def posterior_of(idata: xr.DataTree) -> xr.Dataset:
-    """The posterior group of a fit as a Dataset."""
+def posterior_of(idata: xr.DataTree, argument: str = "idata") -> xr.Dataset:
+    """The posterior group of a fit as a Dataset; a clear error for anything else."""
+    if not isinstance(idata, xr.DataTree) or "posterior" not in idata.children:
+        raise TypeError(
+            f"'{argument}' must be what model.fit() returned (an xarray DataTree with a "
+            f"'posterior' group); got {type(idata).__name__}."
+        )
     return as_dataset(idata["posterior"])
 
 

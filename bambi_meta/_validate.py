@@ -267,8 +267,11 @@ SEED_LIMIT = 2**64
 
 
 def check_random_seed(value: object) -> int | np.random.Generator | None:
-    """A seed is None, an integer in [0, 2**64) or a ``numpy.random.Generator`` (as in Bambi)."""
-    if value is None or isinstance(value, np.random.Generator):
+    """A seed is None, an integer in [0, 2**64) or a ``numpy.random.Generator`` (as in Bambi).
+
+    (A ``numpy.random.SeedSequence``, which the package spawns for parallel refits, passes too.)
+    """
+    if value is None or isinstance(value, np.random.Generator | np.random.SeedSequence):
         return value
     return check_integer(value, "random_seed", 0, SEED_LIMIT - 1)
 
@@ -346,3 +349,11 @@ def finite_vector(
         rule = "finite and > 0" if positive else "finite"
         raise ValueError(f"'{name}' must be {rule}; row {row + 1} has {array[row].item()!r}.")
     return array
+
+
+def check_model(model: object, name: str = "model") -> None:
+    """The first argument of every helper: a :class:`bambi_meta.MetaModel`."""
+    from bambi_meta.bambi_ext.model import MetaModel
+
+    if not isinstance(model, MetaModel):
+        raise TypeError(f"'{name}' must be a bambi_meta.MetaModel; got {type(model).__name__}.")

@@ -74,7 +74,7 @@ class MetaAnalyticFamily(bmb.Family):
         rows of a known cluster share that cluster's effect, rows of a new cluster get a fresh one.
         """
         data = kwargs.get("data")
-        rng = np.random.default_rng(random_seed)
+        rng = np.random.default_rng(_validate.check_random_seed(random_seed))
         posterior = as_dataset(posterior)
         uncertainty = model.meta_formula.uncertainty
         if data is not None and not expression_variables(uncertainty) <= set(data.columns):

@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from bambi_meta import _upstream, _validate
-from bambi_meta._datatree import as_dataset
+from bambi_meta._datatree import as_dataset, posterior_of
 from bambi_meta.bambi_ext import printout
 from bambi_meta.bambi_ext.centring import centre_formulas, to_raw_scale, to_sampled_scale
 from bambi_meta.bambi_ext.columns import (
@@ -311,7 +311,7 @@ class MetaModel(bmb.Model):
         """
         if not inplace:
             idata = idata.copy()
-        posterior = as_dataset(idata["posterior"])
+        posterior = posterior_of(idata)
         values = self.family.log_likelihood(self, posterior, data, unit=unit)
         idata["log_likelihood"] = xr.Dataset({self.meta_formula.response: values})
         return None if inplace else idata

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from bambi_meta import _validate
 from bambi_meta.bambi_ext.centring import coefficient_variables, to_raw_scale
 from bambi_meta.engine.exact import BetaPrior, ExactPosterior, HalfNormalPrior, fit_exact
 
@@ -192,7 +193,7 @@ def draw_exact(arguments: dict, n_draws: int, random_seed=None) -> tuple[dict, d
     """
     start = time.perf_counter()
     exact = fit_exact(**arguments, probs=())  # the draws give the quantiles
-    sample = exact.sample(n_draws, np.random.default_rng(random_seed))
+    sample = exact.sample(n_draws, np.random.default_rng(_validate.check_random_seed(random_seed)))
     return sample, _attributes(exact, time.perf_counter() - start)
 
 

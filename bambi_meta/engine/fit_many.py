@@ -59,6 +59,7 @@ def fit_many(
         the parameters apply directly, while helpers that re-read the data (effects,
         heterogeneity, LOO) refer to the model's own rows.
     """
+    _validate.check_model(model)
     reason = exact_model.qualifies(model)
     if reason is not None:
         raise ValueError(

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from bambi_meta._datatree import as_dataset, draw_blocks
+from bambi_meta import _validate
+from bambi_meta._datatree import as_dataset, draw_blocks, posterior_of
 from bambi_meta.bambi_ext.centring import to_sampled_scale
 from bambi_meta.bambi_ext.columns import check_new_data
 from bambi_meta.stats.conditional import ConditionalEffects, conditional_moments
@@ -164,14 +165,14 @@ def predict(
         sample_new_groups=sample_new_groups,
         random_seed=random_seed,
     )
-    posterior = as_dataset(idata["posterior"])
+    posterior = posterior_of(idata)
     new_variables = {
         name: values
         for name, values in as_dataset(predicted["posterior"]).data_vars.items()
         if name not in posterior
     }
     if include_group_specific and model.family.has_clusters:
-        rng = np.random.default_rng(random_seed)
+        rng = np.random.default_rng(_validate.check_random_seed(random_seed))
         shift = known_cluster_shift(model, posterior, rows, rng)
         new_variables["mu"] = new_variables["mu"] + xr.DataArray(
             shift, dims=("chain", "draw", "__obs__")

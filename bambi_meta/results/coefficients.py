@@ -8,6 +8,7 @@ given moderator values.
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from bambi_meta import _validate
 from bambi_meta._datatree import as_dataset, posterior_of
@@ -37,6 +38,12 @@ def coefficient_draws(model, posterior) -> dict[str, dict[str, np.ndarray]]:
         named by their raw design column (``"Intercept"``, ``"year"``, ``"deltype[overt]"``),
         scale coefficients with the parameter as prefix (``"tau_Intercept"``, ``"tau_z"``).
     """
+    _validate.check_model(model)
+    if not isinstance(posterior, xr.Dataset | xr.DataTree):
+        raise TypeError(
+            "'posterior' must be a fit's posterior group (idata.posterior, an xarray Dataset or "
+            f"DataTree node); got {type(posterior).__name__}."
+        )
     posterior = as_dataset(posterior)
     out = {}
     for name in model.conditional_parameters:
@@ -79,6 +86,7 @@ def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> p
         Indexed by the columns of ``data`` and ``quantity``; columns ``Mean``, ``SD``,
         ``Median``, and the interval bounds (``0.025``, ``0.975`` by default).
     """
+    _validate.check_model(model)
     if not model.scale_formulas:
         raise ValueError(
             "heterogeneity_at() needs a location-scale model ('tau ~ z' or 'rho ~ z'); this "

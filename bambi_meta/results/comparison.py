@@ -14,6 +14,7 @@ give a wrong number.
 
 import numpy as np
 
+from bambi_meta import _validate
 from bambi_meta.engine import exact_model
 from bambi_meta.engine.exact import evidence as quadrature
 from bambi_meta.engine.exact.evidence import (
@@ -36,6 +37,7 @@ def marginal_likelihood(model) -> LogMarginalLikelihood:
     LogMarginalLikelihood
         ``value`` and its quadrature ``error``.
     """
+    _validate.check_model(model)
     return quadrature.log_marginal_likelihood(**_quadrature_spec(model))
 
 
@@ -47,6 +49,8 @@ def bayes_factor(model_1, model_0) -> BayesFactor:
     BayesFactor
         ``log_bf`` and ``bf`` = p(y | model_1) / p(y | model_0).
     """
+    _validate.check_model(model_1, "model_1")
+    _validate.check_model(model_0, "model_0")
     first, second = model_1.meta_data(), model_0.meta_data()
     same = np.array_equal(first.effect_sizes, second.effect_sizes) and np.allclose(
         first.variances, second.variances
@@ -77,6 +81,7 @@ def inclusion_bayes_factors(model, prior_model_probs=None) -> EnsembleBayesFacto
     EnsembleBayesFactors
         ``models``, ``inclusion`` and ``pairwise`` tables.
     """
+    _validate.check_model(model)
     if model.parameters["mu"].intercept_term is None:
         raise ValueError("The effect question (mu = 0) needs a model with an intercept.")
     spec = _quadrature_spec(model)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bambi_meta import _validate
 from bambi_meta._datatree import draw_blocks, draws_dataarray, posterior_of
 from bambi_meta.engine.predictive import conditional_effects
 from bambi_meta.stats.clusters import cluster_indicator, cluster_mean
@@ -68,9 +69,13 @@ def cluster_effects(model, idata, random_seed=None, relative: bool = True) -> Ef
     effect uses the cluster's mean b_i. Memory: (chain, draw, clusters) arrays; the per-row work
     runs in blocks of draws.
     """
+    _validate.check_model(model)
     if not model.family.has_clusters:
         raise ValueError("cluster_effects needs a model with a cluster level, '(1|cluster)'.")
-    posterior, rng = posterior_of(idata), np.random.default_rng(random_seed)
+    posterior, rng = (
+        posterior_of(idata),
+        np.random.default_rng(_validate.check_random_seed(random_seed)),
+    )
     rows = model.meta_data()
     indicator = cluster_indicator(rows.cluster_codes, model.family.n_clusters)
     sizes = np.asarray(indicator.sum(axis=0)).ravel()
@@ -113,7 +118,11 @@ def true_effects(model, idata, random_seed=None) -> Effects:
         (and cluster), the Rao-Blackwellised ``Mean`` and ``SD``, and quantiles from the draws.
         Memory: the (chain, draw, estimate) draws asked for, plus per-row work in blocks.
     """
-    posterior, rng = posterior_of(idata), np.random.default_rng(random_seed)
+    _validate.check_model(model)
+    posterior, rng = (
+        posterior_of(idata),
+        np.random.default_rng(_validate.check_random_seed(random_seed)),
+    )
     rows = model.meta_data()
     k = len(rows.variances)
     sampled = np.empty((posterior.sizes["chain"], posterior.sizes["draw"], k))

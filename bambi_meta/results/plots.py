@@ -6,7 +6,8 @@ import pandas as pd
 import pymc as pm
 from scipy.stats import gaussian_kde, norm
 
-from bambi_meta._datatree import as_dataset
+from bambi_meta import _validate
+from bambi_meta._datatree import posterior_of
 from bambi_meta.bambi_ext.columns import MetaData
 from bambi_meta.results.effects import true_effects
 from bambi_meta.results.prediction import prediction_intervals
@@ -38,8 +39,9 @@ def plot_posterior(model, idata, parameter: str, prior: bool = True, ax=None):
     -------
     matplotlib.axes.Axes
     """
+    _validate.check_model(model)
     name = "Intercept" if parameter == "mu" else parameter
-    posterior = as_dataset(idata["posterior"])
+    posterior = posterior_of(idata)
     if name not in posterior:
         raise ValueError(
             f"'parameter' must be one of mu, {', '.join(map(str, posterior.data_vars))}; got "
@@ -87,7 +89,8 @@ def plot_forest(model, idata, ax=None, level: float = 0.95, random_seed=None):
     -------
     matplotlib.axes.Axes
     """
-    tail = (1 - level) / 2
+    _validate.check_model(model)
+    tail = (1 - _validate.check_open_unit_interval(level, "level")) / 2
     effects = true_effects(model, idata, random_seed=random_seed)
     table, draws = effects.table, effects.draws
     lower, upper = np.quantile(draws.to_numpy().reshape(-1, len(table)), [tail, 1 - tail], axis=0)
@@ -180,8 +183,10 @@ def plot_funnel(model, idata, ax=None, level: float = 0.95):
     -------
     matplotlib.axes.Axes
     """
+    _validate.check_model(model)
+    level = _validate.check_open_unit_interval(level, "level")
     rows = model.meta_data()
-    posterior = as_dataset(idata["posterior"])
+    posterior = posterior_of(idata)
     draws = model.parameter_draws(posterior)
     mean = float(np.mean(draws["mu"]))
     tau2 = float(np.mean(np.square(draws["tau"])))
@@ -296,6 +301,8 @@ def plot_bubble(
     -------
     matplotlib.axes.Axes
     """
+    _validate.check_model(model)
+    level = _validate.check_open_unit_interval(level, "level")
     used = model.moderators
     numeric = [name for name in used["mu"] if pd.api.types.is_numeric_dtype(model.data[name])]
     if moderator not in numeric:
@@ -316,7 +323,7 @@ def plot_bubble(
         column = data[name]
         typical = column.mean() if pd.api.types.is_numeric_dtype(column) else column.mode()[0]
         grid[name] = typical
-    posterior = as_dataset(idata["posterior"])
+    posterior = posterior_of(idata)
     draws = model.parameter_draws(posterior, MetaData(grid, None, None, None, None))
     shape = (posterior.sizes["chain"] * posterior.sizes["draw"], len(grid))
     pooled = np.broadcast_to(draws["mu"], (*draws["mu"].shape[:-1], len(grid))).reshape(shape)
@@ -324,7 +331,9 @@ def plot_bubble(
     # True effect of a new estimate in a new cluster: mu + tau * N(0, 1) (between + within).
     # The same standard normals at every grid point (common random numbers) keep the interval
     # lines smooth; BUBBLE_PREDICTIVE_DRAWS of them per posterior draw cut their Monte Carlo error.
-    normals = np.random.default_rng(random_seed).standard_normal((BUBBLE_PREDICTIVE_DRAWS, 1, 1))
+    normals = np.random.default_rng(_validate.check_random_seed(random_seed)).standard_normal(
+        (BUBBLE_PREDICTIVE_DRAWS, 1, 1)
+    )
     new_effects = (pooled + tau * normals).reshape(-1, len(grid))
     tail = (1 - level) / 2
 

@@ -44,6 +44,7 @@ def prediction_intervals(
     -------
     pandas.DataFrame
     """
+    _validate.check_model(model)
     level = _validate.check_open_unit_interval(level, "level")
     if data is None:
         if model.parameters["mu"].common_terms:
@@ -54,7 +55,7 @@ def prediction_intervals(
     else:
         data = check_new_data(model, data, "data", model.conditional_parameters)
     posterior = posterior_of(idata)
-    rng = np.random.default_rng(random_seed)
+    rng = np.random.default_rng(_validate.check_random_seed(random_seed))
     clusters = cluster_posterior(model, posterior)
     tail = (1 - level) / 2
 

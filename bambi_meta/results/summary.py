@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bambi_meta._datatree import as_dataset, draw_blocks, engine_of
+from bambi_meta import _validate
+from bambi_meta._datatree import draw_blocks, engine_of, posterior_of
 from bambi_meta.stats.heterogeneity import heterogeneity_draws, typical_sampling_variance
 from bambi_meta.stats.tables import QUANTILES, describe
 
@@ -44,7 +45,8 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
         the model samples them with continuous moderators centred
         (``bambi_meta.results.coefficients``).
     """
-    posterior = as_dataset(idata["posterior"])
+    _validate.check_model(model)
+    posterior = posterior_of(idata)
     names = _parameter_names(model, posterior)
     draws = _flatten(posterior[names])
     if (
@@ -63,7 +65,7 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
 
 def engine_line(idata) -> str:
     """One line saying how the draws were made (for the head of a table)."""
-    posterior = as_dataset(idata["posterior"])
+    posterior = posterior_of(idata)
     chains, draws = posterior.sizes.get("chain", 0), posterior.sizes.get("draw", 0)
     attrs = posterior.attrs
     if engine_of(idata) == "exact":
@@ -98,13 +100,15 @@ def summary_heterogeneity(model, idata) -> pd.DataFrame:
         ``tau2``, ``I2``, ``H2`` without clusters); columns ``Mean``, ``Median``, ``0.025``,
         ``0.975``.
     """
+    _validate.check_model(model)
     draws = heterogeneity_posterior(model, idata)
     return describe(draws)[["Mean", "Median", "0.025", "0.975"]]
 
 
 def heterogeneity_posterior(model, idata) -> dict[str, np.ndarray]:
     """Draws (chain, draw) of every row of :func:`summary_heterogeneity`."""
-    posterior = as_dataset(idata["posterior"])
+    _validate.check_model(model)
+    posterior = posterior_of(idata)
     design = np.asarray(model.parameters["mu"].design.common.design_matrix)
     typical = typical_sampling_variance(model.meta_data().variances, design)
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
