@@ -182,7 +182,7 @@ class MetaModel(bmb.Model):
 
         By default (``inference_method=None`` or ``"nutpie"``) nutpie's NUTS runs on the log-density
         compiled once per model by PyTensor (``bambi_meta.engine.compile``): about 1 s to compile
-        (cached on disk) instead of nutpie's own 11-14 s, and several times PyMC's sampling speed.
+        (cached on disk) instead of nutpie's own slow compile, and several times PyMC's sampling speed.
         Any other ``inference_method`` (``"pymc"``, ``"vi"``, ...) goes to Bambi unchanged. Chains
         run one after the other (``cores=1``) unless ``cores``
         is given, with PyMC's NUTS only below ``SEQUENTIAL_CHAINS_BELOW`` estimates.
@@ -355,7 +355,7 @@ class MetaModel(bmb.Model):
         ----------
         sampler : {"nutpie", "nutpie-numba", "pymc"}, default "nutpie"
             ``"nutpie"`` (compiled in about 1 s and shared with ``fit()``), ``"nutpie-numba"``
-            (11-14 s to compile, then the fastest refits of small models) or PyMC's NUTS.
+            (a slow compile, then the fastest refits of small models) or PyMC's NUTS.
 
         Returns
         -------

@@ -1,7 +1,7 @@
 """nutpie's NUTS on the model's log-density as compiled by PyTensor, without nutpie's wrapper.
 
 ``nutpie.compile_pymc_model`` wraps PyTensor's numba function in a C callback that numba
-compiles anew in every process (11-14 s on the 2-core test machine, whatever the model: numba
+compiles anew in every process (seconds, whatever the model: numba
 does not cache it), which dwarfs sampling a meta-analysis. Here PyTensor compiles the log-density
 and its gradient as an ordinary function (its default numba backend, cached on disk across
 processes: about 1 s), the likelihood's work runs in the fused kernel
@@ -219,8 +219,8 @@ class CompiledModel(_NutpieSampler):
 class NutpieNumbaModel(_NutpieSampler):
     """The model compiled by nutpie itself: a slow compile, then the fastest sampling.
 
-    ``nutpie.compile_pymc_model`` compiles the whole model and its C callback with numba: 11-14 s
-    per process on the 2-core test machine, after which a small model samples in about 0.15 s
+    ``nutpie.compile_pymc_model`` compiles the whole model and its C callback with numba (slow,
+    in every process; benchmarks/README.md), after which a small model samples in about 0.15 s
     instead of about 1 s (no Python call per gradient). Worth it for many refits of a small
     model: ``Refitter(model, sampler="nutpie-numba")``.
 

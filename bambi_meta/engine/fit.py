@@ -50,8 +50,8 @@ REFUSED_METHODS = {
 
 # With PyMC's NUTS (``inference_method="pymc"``) chains run one after the other below this many
 # estimates: starting and compiling worker processes takes longer than sampling small models.
-# The default sampler runs chains one after the other at every k: on the 2-core test machine
-# parallel chain threads were slower at every k measured (benchmarks/README.md).
+# The default sampler runs chains one after the other at every k: parallel chain threads were
+# slower at every k measured (benchmarks/README.md).
 SEQUENTIAL_CHAINS_BELOW = 1000
 
 

@@ -45,10 +45,10 @@ class Refitter:
     model : MetaModel
         The model whose data and priors define the compiled graph (built if needed).
     sampler : {"nutpie", "nutpie-numba", "pymc"}, default "nutpie"
-        ``"nutpie"``: compile about 1 s once (shared with ``model.fit()``), then about 0.6-2 s per
-        refit of a small model; ``"nutpie-numba"``: compile 11-14 s once, then about 0.2 s per
-        refit of a small model (for hundreds of refits); ``"pymc"``: PyMC's NUTS (slowest).
-        Timings: k = 56 on the 2-core test machine, see benchmarks/README.md.
+        ``"nutpie"``: compile once (shared with ``model.fit()``), then a Python call per
+        gradient; ``"nutpie-numba"``: nutpie's own, much slower compile once, then the fastest
+        refits of a small model (for hundreds of refits); ``"pymc"``: PyMC's NUTS (slowest).
+        Timings: benchmarks/README.md.
 
     Examples
     --------

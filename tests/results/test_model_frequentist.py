@@ -21,7 +21,7 @@ def test_reml_of_the_school_data_matches_metafor(konstantopoulos):
     assert fit.tau2 == pytest.approx(reference["tau2_total"], rel=1e-4)
     assert fit.rho == pytest.approx(reference["rho_implied"], rel=1e-4)
     assert fit.loglik == pytest.approx(reference["fitstats"]["logLik"], rel=1e-4)
-    # profile interval of the total tau2 (DESIGN.md: [0.0528, 0.2398]) and of rho ([0.3282, 0.8855])
+    # profile interval of the total tau2 (metafor: [0.0528, 0.2398]) and of rho ([0.3282, 0.8855])
     assert fit.profile_ci("tau2") == pytest.approx((0.0528, 0.2398), abs=1.22e-4)
     assert fit.profile_ci("rho") == pytest.approx((0.3282, 0.8855), abs=1.22e-4)
 

@@ -156,7 +156,7 @@ class GridSampler:
             start.append(float(t[0]))
             step.append(h / factor)
         # S1 F S2': a few million flops. numba, not BLAS: OpenBLAS's threads took 12-24 ms for
-        # this on the 2-core test machine (0.3 ms on one thread).
+        # this on a 2-core machine (benchmarks/README.md).
         fine = _matmul(
             weights[0], np.ascontiguousarray(values / values.max()).reshape(len(t_axes[0]), -1)
         )
