@@ -225,7 +225,10 @@ def test_simulated_scale_effect_is_recovered(simulated_scale_fit):
 
 
 def test_heterogeneity_is_averaged_over_rows(simulated_scale_fit):
-    """tau2 = mean_i tau_i^2 and I2 = mean_i 100 tau_i^2 / (tau_i^2 + v~) (bambi_meta.stats.heterogeneity)."""
+    """tau2 = mean_i tau_i^2, I2 = mean_i 100 tau_i^2 / (tau_i^2 + v~).
+
+    (bambi_meta.stats.heterogeneity)
+    """
     model, idata = simulated_scale_fit
     draws = bmm.heterogeneity_posterior(model, idata)
     raw = bmm.coefficient_draws(model, idata.posterior)["tau"]
