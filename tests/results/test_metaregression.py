@@ -122,7 +122,7 @@ def test_coefficients_on_the_raw_scale_match_the_exact_posterior(request, name):
 @pytest.mark.slow  # MCMC fits (the exact engine's draws: tests/engine/test_exact_model.py)
 @pytest.mark.parametrize("name", list(METAREGRESSION_MODELS))
 def test_residual_heterogeneity_matches_the_exact_posterior(request, name):
-    """tau, I2, H2 with the typical sampling variance of the moderator design (bambi_meta.stats.heterogeneity)."""
+    """tau, I2, H2 with the typical sampling variance of the moderator design."""
     model, idata = request.getfixturevalue(FITS[name])
     reference = reference_of(name)
     draws = bmm.heterogeneity_posterior(model, idata)
