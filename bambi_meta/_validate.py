@@ -330,23 +330,33 @@ def check_rows(values: np.ndarray, ok: np.ndarray, name: str, allowed: str) -> N
 
 
 def finite_vector(
-    values: object, name: str, length: int | None = None, positive: bool = False
+    values: object,
+    name: str,
+    length: int | None = None,
+    positive: bool = False,
+    infinite_allowed: bool = False,
+    length_of: str = "'yi'",
 ) -> np.ndarray:
-    """A 1-D float array, finite (and > 0 with ``positive``), of ``length`` rows if given."""
+    """A 1-D float array, finite (and > 0 with ``positive``), of ``length`` rows if given.
+
+    ``infinite_allowed``: +inf passes too (a flat prior's infinite SD). ``length_of`` says what
+    the length must match (for the message).
+    """
     try:
         array = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"'{name}' must be numeric; got {type(values).__name__}.") from None
-    if array.ndim != 1:
-        raise ValueError(f"'{name}' must be 1-D; got shape {array.shape}.")
-    if length is not None and array.shape[0] != length:
-        raise ValueError(
-            f"'{name}' must have the same length as 'yi' ({length}); got {array.shape[0]}."
-        )
-    bad = ~np.isfinite(array) | ((array <= 0) if positive else False)
+    if array.ndim != 1 or (length is not None and array.shape[0] != length):
+        size = "" if length is None else f" of length {length} (as {length_of})"
+        raise ValueError(f"'{name}' must be a 1-D array{size}; got shape {array.shape}.")
+    finite = np.isfinite(array) | ((array == np.inf) if infinite_allowed else False)
+    bad = ~finite | ((array <= 0) if positive else False)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        rule = "finite and > 0" if positive else "finite"
+        if infinite_allowed:
+            rule = "> 0 (inf: a flat prior)"
+        else:
+            rule = "finite and > 0" if positive else "finite"
         raise ValueError(f"'{name}' must be {rule}; row {row + 1} has {array[row].item()!r}.")
     return array
 

@@ -178,26 +178,33 @@ class MetaModel(bmb.Model):
         inference_method: str | None = None,
         **kwargs,
     ):
-        """Sample the posterior; returns an xarray DataTree like ``bambi.Model.fit``.
+        """Fit the model; returns an xarray DataTree like ``bambi.Model.fit``.
 
-        By default (``inference_method=None`` or ``"nutpie"``) nutpie's NUTS runs on the log-density
-        compiled once per model by PyTensor (``bambi_meta.engine.compile``): about 1 s to compile
-        (cached on disk) instead of nutpie's own slow compile, and several times PyMC's sampling speed.
-        Any other ``inference_method`` (``"pymc"``, ``"vi"``, ...) goes to Bambi unchanged. Chains
-        run one after the other (``cores=1``) unless ``cores``
-        is given, with PyMC's NUTS only below ``SEQUENTIAL_CHAINS_BELOW`` estimates.
+        By default (``inference_method=None``) a model whose posterior is a 1-2 dimensional
+        integral (Normal or flat priors on the coefficients, proper priors on tau and rho, no
+        distributional formula for tau or rho) gets the exact engine: independent draws from
+        the exact posterior, computed on a quadrature grid in milliseconds
+        (``bambi_meta.engine.exact_model``). Other models get nutpie's NUTS on the log-density
+        compiled once per model by PyTensor (``bambi_meta.engine.compile``).
+        ``print(model)`` says which engine ``fit()`` will use.
 
         Parameters
         ----------
         draws, tune, chains : int
-            Draws kept and tuning steps per chain (Bambi's defaults), and 4 chains.
+            Draws kept per chain, tuning steps per chain and chains (Bambi's defaults). The exact
+            engine returns ``chains x draws`` independent draws and has no tuning: ``tune`` is
+            checked and ignored.
         inference_method : str, optional
-            ``None``/``"nutpie"`` (default sampler) or a Bambi inference method.
+            ``None`` (exact where it applies, else nutpie), ``"exact"`` (an error naming the
+            reason when the model does not qualify), ``"nutpie"``, ``"pymc"`` or ``"vi"``
+            (Bambi's own methods, unchanged).
         **kwargs
-            Bambi's ``fit`` arguments. With the default sampler: ``random_seed``, ``cores``,
+            Bambi's ``fit`` arguments: ``random_seed`` (an int, a NumPy Generator or
+            SeedSequence; the same seed gives the same numbers in every process), ``cores``,
             ``progressbar``, ``omit_offsets``, ``include_response_params``, ``nuts`` (its
-            ``target_accept`` and ``max_treedepth``) and ``idata_kwargs``; PyMC-only options
-            (``init``, ``discard_tuned_samples``, ...) raise an error that points to
+            ``target_accept`` and ``max_treedepth``) and ``idata_kwargs``. Sampler settings are
+            checked and ignored by the exact engine; PyMC-only options (``init``,
+            ``discard_tuned_samples``, ...) raise an error that points to
             ``inference_method="pymc"``; anything else is passed to ``nutpie.sample``. With
             ``idata_kwargs={"log_likelihood": True}`` the pointwise log-likelihood is this
             family's (per cluster when the model has clusters), not PyMC's single joint value.

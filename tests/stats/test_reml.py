@@ -410,8 +410,8 @@ def test_lrt_errors():
     [
         ({"vi": [0.1, -0.02, 0.1, 0.1]}, r"'vi' must be finite and > 0; row 2 has -0.02"),
         ({"yi": [0.1, np.nan, 0.3, 0.2]}, r"'yi' must be finite; row 2 has nan"),
-        ({"vi": [0.1, 0.1]}, r"'vi' must have the same length as 'yi'"),
-        ({"yi": [[0.1, 0.2]]}, r"'yi' must be 1-D"),
+        ({"vi": [0.1, 0.1]}, r"'vi' must be a 1-D array of length 4 \(as 'yi'\)"),
+        ({"yi": [[0.1, 0.2]]}, r"'yi' must be a 1-D array"),
         ({"method": "EB"}, r"'method' must be 'REML' or 'ML'"),
         ({"level": 95}, r"'level' must be a number in \(0, 1\)"),
         ({"X": np.ones((4, 2))}, r"'X' is not of full column rank"),

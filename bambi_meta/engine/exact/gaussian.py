@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bambi_meta import _validate
 from bambi_meta.engine.exact import kernel as exact_kernel
 
 __all__ = ["ConditionalGaussian", "GaussianModel", "cluster_codes", "prepare"]
@@ -109,25 +110,6 @@ class GaussianModel:
         return out
 
 
-def _vector(name: str, x: Any, k: int | None = None, rule: str = "finite") -> np.ndarray:
-    try:
-        a = np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"'{name}' must be numeric; got {type(x).__name__}.") from None
-    if a.ndim != 1 or (k is not None and a.shape[0] != k):
-        want = "a 1-D array" if k is None else f"a 1-D array of length {k}"
-        raise ValueError(f"'{name}' must be {want}; got shape {a.shape}.")
-    bad = {
-        "finite": ~np.isfinite(a),
-        "finite and > 0": ~np.isfinite(a) | (a <= 0),
-        "> 0 (inf: a flat prior)": np.isnan(a) | (a <= 0),
-    }[rule]
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"'{name}' must be {rule}; row {i + 1} has {a[i].item()!r}.")
-    return a
-
-
 def cluster_codes(cluster: Any, k: int) -> tuple[np.ndarray, int]:
     """Integer codes 0..n-1 of the labels (any hashable, sortable dtype)."""
     labels = np.asarray(cluster)
@@ -157,11 +139,11 @@ def check_arrays(yi, vi, X, beta_mean, beta_sd, flat_allowed: bool = True) -> tu
     Errors name the argument and the first bad row (from 1). ``beta_sd = inf`` (a flat prior)
     is allowed unless ``flat_allowed`` is False (a marginal likelihood needs proper priors).
     """
-    y = _vector("yi", yi)
+    y = _validate.finite_vector(yi, "yi")
     k = y.shape[0]
     if k == 0:
         raise ValueError("'yi' must have at least one row; got 0.")
-    v = _vector("vi", vi, k, rule="finite and > 0")
+    v = _validate.finite_vector(vi, "vi", k, positive=True)
     Xa = np.ones((k, 1)) if X is None else np.asarray(X, dtype=float)
     Xa = Xa[:, None] if Xa.ndim == 1 else Xa
     if Xa.ndim != 2 or Xa.shape[0] != k:
@@ -171,12 +153,15 @@ def check_arrays(yi, vi, X, beta_mean, beta_sd, flat_allowed: bool = True) -> tu
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"'X' must be finite; row {i + 1} has {Xa[i].tolist()}.")
     p = Xa.shape[1]
-    m = _vector("beta_mean", _per_column(beta_mean, p), p)
-    s = _vector(
-        "beta_sd",
+    columns = "the columns of 'X'"
+    m = _validate.finite_vector(_per_column(beta_mean, p), "beta_mean", p, length_of=columns)
+    s = _validate.finite_vector(
         _per_column(beta_sd, p),
+        "beta_sd",
         p,
-        "> 0 (inf: a flat prior)" if flat_allowed else "finite and > 0",
+        positive=True,
+        infinite_allowed=flat_allowed,
+        length_of=columns,
     )
     return y, v, Xa, m, s
 
