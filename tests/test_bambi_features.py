@@ -46,8 +46,11 @@ def test_new_data_needs_the_sampling_variances(konstantopoulos_fit):
         model.predict(idata, kind="response", data=pd.DataFrame({"district": [11]}), inplace=False)
 
 
-def test_prior_predictive(konstantopoulos_fit):
-    model, _ = konstantopoulos_fit
+@pytest.mark.slow  # PyMC compiles the prior predictive sampler
+def test_prior_predictive():
+    model = bmm.MetaModel(
+        "yi | se(vi) ~ 1 + (1|district)", bmm.load_dataset("dat.konstantopoulos2011"), measure="SMD"
+    )
     prior = model.prior_predictive(draws=50, random_seed=5)
     assert prior.prior_predictive["yi"].shape == (1, 50, 56)
     assert np.isfinite(prior.prior_predictive["yi"].to_numpy()).all()

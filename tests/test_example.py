@@ -3,9 +3,12 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 EXAMPLE = Path(__file__).parents[1] / "examples" / "konstantopoulos.py"
 
 
+@pytest.mark.slow  # the whole README example: fits, REML, Bayes factors and a figure
 def test_konstantopoulos_example(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("konstantopoulos_example", EXAMPLE)
     module = importlib.util.module_from_spec(spec)

@@ -54,6 +54,14 @@ def small_data():
 # ---------------------------------------------------------------------------------------------
 # Build only: the likelihood and the priors
 # ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def observed_logp(small_data):
+    """The model's log-likelihood of yi as PyMC compiles it (once for the module)."""
+    model = bmm.MetaModel(FORMULA, small_data, measure="SMD")
+    model.build()
+    return model.backend.model.compile_logp(vars=[model.backend.model["yi"]], sum=True)
+
+
 @pytest.mark.parametrize(
     "point",
     [
@@ -63,11 +71,10 @@ def small_data():
     ],
 )
 @pytest.mark.parametrize("rho_w", [0.0, 1.5, -6.0])
-def test_likelihood_equals_dense_mvn_with_row_varying_tau_and_rho(small_data, point, rho_w):
-    model = bmm.MetaModel(FORMULA, small_data, measure="SMD")
-    model.build()
-    observed = model.backend.model["yi"]
-    logp = model.backend.model.compile_logp(vars=[observed], sum=True)
+def test_likelihood_equals_dense_mvn_with_row_varying_tau_and_rho(
+    small_data, observed_logp, point, rho_w
+):
+    logp = observed_logp
     point = {**point, "rho_w": rho_w}
     # the model centres z and w at their means; x too (continuous location moderator)
     data = small_data

@@ -43,6 +43,7 @@ def test_leave_one_cluster_out_equals_the_model_without_that_cluster(konstantopo
         assert refit.observed_data["yi"].size == mask.sum()
 
 
+@pytest.mark.slow  # starts joblib worker processes
 def test_same_seed_same_draws_in_parallel_and_in_order(model, konstantopoulos):
     simulated = konstantopoulos["yi"].to_numpy() + np.linspace(0, 0.2, 4)[:, None]
     serial = bmm.fit_many(model, effect_sizes=simulated, draws=100, random_seed=3)

@@ -233,6 +233,15 @@ def test_predictive_distributions_and_loo(konstantopoulos_year_fit):
     with_loglik = model.compute_log_likelihood(idata, inplace=False)
     assert with_loglik.log_likelihood["yi"].dims == ("chain", "draw", "district")
     assert np.isfinite(az.loo(with_loglik).elpd)
+
+
+@pytest.mark.slow  # PyMC compiles the prior predictive sampler
+def test_prior_predictive_with_a_moderator():
+    model = bmm.MetaModel(
+        "yi | se(vi) ~ 1 + year + (1|district)",
+        bmm.load_dataset("dat.konstantopoulos2011"),
+        measure="SMD",
+    )
     prior = model.prior_predictive(draws=50, random_seed=5)
     assert prior.prior_predictive["yi"].shape == (1, 50, 56)
 
@@ -321,6 +330,7 @@ def test_user_priors_override_the_moderator_defaults():
 # ---------------------------------------------------------------------------------------------
 # The README example (examples/metaregression.py) runs end to end with few draws
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # its location-scale model samples with nutpie
 def test_metaregression_example(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("metaregression_example", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
