@@ -223,6 +223,29 @@ def with_compile_cache_fallback(function):
     return wrapper
 
 
+# Warnings PyMC and PyTensor give for this family's predictive draws that say nothing to a user:
+# the response's random function is Python code (PyTensor runs it in Numba's object mode), and
+# in a model without moderators the deterministic ``mu`` has one value, not one per row (PyMC's
+# converter then gives it a fresh coordinate).
+PREDICTIVE_NOISE = (
+    r"Numba will use object mode to run CustomDist_yi_rv",
+    r"Incompatible coordinate length of \d+ for dimension '__obs__' of variable 'mu'",
+)
+
+
+def without_predictive_noise(function):
+    """Run ``function`` (a predictive sampler of PyMC or Bambi) without :data:`PREDICTIVE_NOISE`."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            for message in PREDICTIVE_NOISE:
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 # ---------------------------------------------------------------------------------------------
 # Bambi: the PyMC backend's results
 # ---------------------------------------------------------------------------------------------

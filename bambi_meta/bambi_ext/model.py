@@ -280,7 +280,8 @@ class MetaModel(bmb.Model):
         draws = _validate.check_integer(draws, "draws", 1)
         if not self.built:
             self.build()
-        idata = _upstream.with_compile_cache_fallback(super().prior_predictive)(
+        sampler = _upstream.without_predictive_noise(super().prior_predictive)
+        idata = _upstream.with_compile_cache_fallback(sampler)(
             draws=draws,
             var_names=var_names,
             omit_offsets=omit_offsets,

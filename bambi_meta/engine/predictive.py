@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from bambi_meta import _validate
+from bambi_meta import _upstream, _validate
 from bambi_meta._datatree import as_dataset, draw_blocks, posterior_of
 from bambi_meta.bambi_ext.centring import to_sampled_scale
 from bambi_meta.bambi_ext.columns import check_new_data
@@ -156,7 +156,7 @@ def predict(
     rows = model.meta_data(data, require_response=False, require_variances=False)
     sampled = idata.copy()
     sampled["posterior"] = to_sampled_scale(model, idata["posterior"])
-    predicted = bambi_predict(
+    predicted = _upstream.without_predictive_noise(bambi_predict)(
         sampled,
         kind=kind,
         data=data,

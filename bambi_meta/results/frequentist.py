@@ -415,7 +415,7 @@ def fit_frequentist(
 
 @dataclass(frozen=True)
 class LikelihoodRatioTest:
-    r"""A likelihood-ratio test of two nested fits (:func:`lrt`).
+    r"""A likelihood-ratio test of two nested fits (:func:`~bambi_meta.lrt`).
 
     Attributes
     ----------
