@@ -33,11 +33,11 @@ _WHERE = {
     "FrequentistFit": "bambi_meta.results.frequentist",
     "fit_frequentist": "bambi_meta.results.frequentist",
     "lrt": "bambi_meta.results.frequentist",
-    "plot_bubble": "bambi_meta.results.plots",
-    "plot_forest": "bambi_meta.results.plots",
-    "plot_funnel": "bambi_meta.results.plots",
-    "plot_posterior": "bambi_meta.results.plots",
-    "prior_density": "bambi_meta.results.plots",
+    "plot_bubble": "bambi_meta.results.figures.bubble",
+    "plot_forest": "bambi_meta.results.figures.forest",
+    "plot_funnel": "bambi_meta.results.figures.funnel",
+    "plot_posterior": "bambi_meta.results.figures.posterior",
+    "prior_density": "bambi_meta.results.figures.posterior",
     "prediction_intervals": "bambi_meta.results.prediction",
     "ConvergenceWarning": "bambi_meta.results.summary",
     "heterogeneity_posterior": "bambi_meta.results.summary",
@@ -119,14 +119,11 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs
         marginal_likelihood,
     )
     from bambi_meta.results.effects import Effects, cluster_effects, true_effects
+    from bambi_meta.results.figures.bubble import plot_bubble
+    from bambi_meta.results.figures.forest import plot_forest
+    from bambi_meta.results.figures.funnel import plot_funnel
+    from bambi_meta.results.figures.posterior import plot_posterior, prior_density
     from bambi_meta.results.frequentist import FrequentistFit, fit_frequentist, lrt
-    from bambi_meta.results.plots import (
-        plot_bubble,
-        plot_forest,
-        plot_funnel,
-        plot_posterior,
-        prior_density,
-    )
     from bambi_meta.results.prediction import prediction_intervals
     from bambi_meta.results.summary import (
         ConvergenceWarning,

@@ -77,7 +77,10 @@ class MetaModel(bmb.Model):
         One row per estimate.
     measure : str
         Effect-size measure, which sets the default priors: one of ``SMD``, ``ZCOR``, ``OR``,
-        ``RR``, ``HR``, ``IRR``, ``RD``, ``GEN`` (see ``bambi_meta.bambi_ext.priors``).
+        ``RR``, ``HR``, ``IRR``, ``RD``, ``GEN`` (see ``bambi_meta.bambi_ext.priors``), or any
+        measure of :func:`bambi_meta.escalc` (``PETO``, ``SMDH``, ...; kept as
+        ``model.effect_measure`` for the figures' axes). Read from the data when ``escalc``
+        computed the effect sizes.
     priors : dict, optional
         Bambi priors overriding the defaults, e.g. ``{"tau": bmb.Prior("HalfCauchy", beta=0.5)}``;
         ``{"tau": 0}`` gives the common-effect model. Moderators are named as in the formula
@@ -120,7 +123,7 @@ class MetaModel(bmb.Model):
             additionals, self.meta_formula.cluster is not None
         )
         data = _validate.require_dataframe(data)
-        self.measure, sample_sizes = resolve_measure(
+        self.measure, self.effect_measure, sample_sizes = resolve_measure(
             data, measure, sample_sizes, uisd, self.meta_formula.response
         )
         data = prepare_data(data, self.meta_formula, self.scale_formulas, dropna)

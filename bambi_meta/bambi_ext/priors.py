@@ -289,8 +289,8 @@ def resolve_measure(
     sample_sizes: str | None,
     uisd: float | None,
     effect_sizes: str,
-) -> tuple[str, str | None]:
-    """The prior measure and sample-size column of a model, from the arguments or escalc's record.
+) -> tuple[str, str, str | None]:
+    """The measures and sample-size column of a model, from the arguments or escalc's record.
 
     A data frame made by ``bmm.escalc`` records its measure (and sample-size column); an escalc
     measure name (``PETO``, ``SMDH``, ...) is mapped to the prior family it shares.
@@ -298,13 +298,25 @@ def resolve_measure(
     Returns
     -------
     measure : str
-        One of :data:`MEASURES`.
+        The prior measure, one of :data:`MEASURES`.
+    effect_measure : str
+        What the effect sizes are: the escalc measure escalc recorded or the user named
+        (``PETO``, ``SMDH``, ...), else ``measure``; figures label their axes with it.
     sample_sizes : str or None
         The column of total sample sizes to use, if any.
     """
-    from bambi_meta.effect_sizes.escalc import ESCALC_MEASURES, model_arguments, prior_measure
+    from bambi_meta.effect_sizes.escalc import (
+        ESCALC_MEASURES,
+        measure_from_attrs,
+        model_arguments,
+        prior_measure,
+    )
 
     recorded = model_arguments(data, measure, effect_sizes=effect_sizes)
+    record = measure_from_attrs(data)
+    named = measure
+    if record is not None and record["yi"] == effect_sizes:
+        named = record["measure"]
     measure = recorded.get("measure", measure)
     if sample_sizes is None and uisd is None:
         sample_sizes = recorded.get("sample_sizes")
@@ -316,7 +328,8 @@ def resolve_measure(
         )
     if isinstance(measure, str) and measure.upper() in ESCALC_MEASURES:
         measure = prior_measure(measure.upper())
-    return check_choice(measure, "measure", MEASURES), sample_sizes
+    measure = check_choice(measure, "measure", MEASURES)
+    return measure, str(named).upper(), sample_sizes
 
 
 def default_term_priors(model, user_priors: Mapping) -> dict:
