@@ -117,32 +117,3 @@ def test_posterior_predictive_check_replicates_the_spread(konstantopoulos_fit):
     # Bayesian p-value of the SD of the estimates: neither extreme under a well-fitting model
     p_value = np.mean(replicated.std(axis=1) >= observed.std())
     assert 0.05 < p_value < 0.95
-
-
-def test_figures_draw_what_they_say(konstantopoulos_fit, konstantopoulos):
-    model, idata = konstantopoulos_fit
-    k = len(konstantopoulos)
-    forest = bmm.plot_forest(model, idata, random_seed=1)
-    labels = [label.get_text() for label in forest.get_yticklabels()]
-    assert len(labels) == k + 1 and labels[-1] == "pooled"  # one row per school, then pooled
-    assert labels[0].startswith("11 / ")  # grouped by district, labelled district / school
-    # observed squares (one per school) and the shrunken estimates with their intervals
-    assert any(collection.get_offsets().shape == (k, 2) for collection in forest.collections)
-    legend = [text.get_text() for text in forest.get_legend().get_texts()]
-    assert "pooled effect" in legend
-    funnel = bmm.plot_funnel(model, idata)
-    points = [c for c in funnel.collections if c.get_offsets().shape == (k, 2)]
-    assert len(points) == 1
-    np.testing.assert_allclose(points[0].get_offsets()[:, 1], np.sqrt(konstantopoulos["vi"]))
-    assert funnel.get_ylim()[0] > funnel.get_ylim()[1]  # standard error grows downwards
-    assert funnel.get_ylabel() == "standard error"
-    for parameter in ("tau", "rho"):
-        posterior = bmm.plot_posterior(model, idata, parameter)
-        lines = {line.get_label(): line for line in posterior.get_lines()}
-        assert set(lines) == {"posterior", "prior"}
-        x = lines["posterior"].get_xdata()
-        assert x.min() >= 0 and (parameter != "rho" or x.max() <= 1)  # inside the support
-        assert posterior.get_xlabel() == parameter
-        matplotlib.pyplot.close(posterior.figure)
-    matplotlib.pyplot.close(forest.figure)
-    matplotlib.pyplot.close(funnel.figure)

@@ -206,25 +206,6 @@ def test_interpret_predictions_against_a_moderator(bcg_ablat_fit):
     plt.close("all")
 
 
-def test_bubble_plot(bcg_ablat_fit):
-    model, idata = bcg_ablat_fit
-    ax = bmm.plot_bubble(model, idata, "ablat", random_seed=1)
-    points = ax.collections[0]
-    np.testing.assert_allclose(points.get_offsets()[:, 0], model.data["ablat"])
-    np.testing.assert_allclose(points.get_offsets()[:, 1], model.data["yi"])
-    # marker area proportional to 1/SE: area * SE is the same for every point
-    area_times_se = points.get_sizes() * np.sqrt(model.data["vi"].to_numpy())
-    np.testing.assert_allclose(area_times_se, area_times_se[0])
-    line = next(line for line in ax.lines if line.get_label() == "pooled effect")
-    x, y = line.get_data()
-    coefficients = bmm.coefficient_draws(model, idata.posterior)["mu"]
-    pooled = coefficients["Intercept"][..., None] + coefficients["ablat"][..., None] * x
-    np.testing.assert_allclose(y, pooled.mean(axis=(0, 1)), rtol=1e-10)
-    plt.close(ax.figure)
-    with pytest.raises(ValueError, match="'year' is not a moderator of the location formula"):
-        bmm.plot_bubble(model, idata, "year")
-
-
 def test_predictive_distributions_and_loo(konstantopoulos_year_fit):
     model, idata = konstantopoulos_year_fit
     new = pd.DataFrame({"year": [1980, 2000], "vi": [0.01, 0.01], "district": [71, 10_000]})
