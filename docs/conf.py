@@ -14,8 +14,12 @@ release = package_version("bambi_meta")
 extensions = ["sphinx.ext.autodoc", "sphinx-mathjax-offline", "numpydoc", "myst_parser"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
-html_theme_options = {"page_width": "1500px", "sidebar_width": "220px"}
+# furo keeps the navigation visible from 1024 px up (a drawer below that) and scrolls wide
+# output blocks horizontally instead of clipping them.
+html_theme = "furo"
+html_title = f"bambi_meta {release}"
+html_static_path = ["_static"]
+html_css_files = ["wide.css"]
 myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
 
