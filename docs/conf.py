@@ -5,7 +5,21 @@ are downloaded (no intersphinx): references to other libraries' types are not ch
 every reference to bambi_meta's own objects must resolve (nitpicky mode).
 """
 
+import json
 from importlib.metadata import version as package_version
+from pathlib import Path
+
+
+def quoted_numbers(generated: Path) -> dict[str, str]:
+    """The numbers the pages quote in prose, written by the example scripts (``make docs``)."""
+    numbers: dict[str, str] = {}
+    for path in sorted(generated.glob("*_numbers.json")):
+        for name, value in json.loads(path.read_text()).items():
+            if name in numbers:
+                raise ValueError(f"{path} quotes {name!r} again")
+            numbers[name] = value
+    return numbers
+
 
 project = "bambi_meta"
 author = "bambi_meta developers"
@@ -20,7 +34,8 @@ html_theme = "furo"
 html_title = f"bambi_meta {release}"
 html_static_path = ["_static"]
 html_css_files = ["wide.css"]
-myst_enable_extensions = ["dollarmath"]
+myst_enable_extensions = ["dollarmath", "substitution"]
+myst_substitutions = quoted_numbers(Path(__file__).parent / "_generated")
 myst_heading_anchors = 3
 
 autodoc_typehints = "none"

@@ -9,6 +9,7 @@ Run: ``make example`` (or ``python examples/konstantopoulos.py [--draws N] [--ou
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import matplotlib
@@ -66,6 +67,33 @@ def main(draws: int, output: Path) -> None:
         bmm.plot_forest(model, idata, random_seed=1).figure, output / "konstantopoulos_forest.png"
     )
     _save(bmm.plot_funnel(model, idata).figure, output / "konstantopoulos_funnel.png")
+    numbers = output / "konstantopoulos_numbers.json"
+    numbers.write_text(json.dumps(quoted_numbers(model, idata), indent=1))
+    print(f"Wrote {numbers}")
+
+
+def quoted_numbers(model, idata) -> dict[str, str]:
+    """The numbers the user guide's prose quotes (docs/guide.md), as this run computed them.
+
+    ``make docs`` turns them into MyST substitutions (``{{ tau_mean }}``), so no number in the
+    prose is typed by hand; tests/test_docs_numbers.py checks the names against the pages.
+    """
+    summary = bmm.summary(model, idata, include_mcmc_diagnostics=False)
+    heterogeneity = bmm.summary_heterogeneity(model, idata)["Mean"]
+    inclusion = bmm.inclusion_bayes_factors(model).inclusion.set_index("component")
+    pooled = bmm.prediction_intervals(model, idata, random_seed=1).iloc[0]
+    return {
+        "mu_mean": f"{summary.loc['mu', 'Mean']:.2f}",
+        "mu_ci": f"{summary.loc['mu', '0.025']:.2f} to {summary.loc['mu', '0.975']:.2f}",
+        "tau_mean": f"{heterogeneity['tau']:.2f}",
+        "rho_mean": f"{heterogeneity['rho']:.2f}",
+        "I2": f"{heterogeneity['I2']:.0f}%",
+        "I2_between": f"{heterogeneity['I2 [between]']:.0f}%",
+        "I2_within": f"{heterogeneity['I2 [within]']:.0f}%",
+        "bf_effect": f"{inclusion.loc['effect', 'inclusion_bf']:.1f}",
+        "bf_cluster": f"{inclusion.loc['cluster_level', 'inclusion_bf']:,.0f}",
+        "pi": f"{pooled['PI lower']:.2f} to {pooled['PI upper']:.2f}".replace("-", "\u2212"),
+    }
 
 
 def _save(figure, path: Path) -> None:
