@@ -258,25 +258,26 @@ def test_prior_data_conflict_is_reported(konstantopoulos):
 # ---------------------------------------------------------------------------------------------
 # 5. Sampler arguments
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        ({"cores": 0}, "'cores' must be an integer >= 1; got 0"),
-        ({"tune": 0}, "'tune' must be an integer >= 1; got 0"),
-        ({"draws": 0}, "'draws' must be an integer >= 1; got 0"),
-        ({"chains": 0}, "'chains' must be an integer >= 1; got 0"),
-        ({"draws": 2.5}, "'draws' must be an integer"),
-        (
-            {"random_seed": -1},
-            r"'random_seed' must be an integer between 0 and 18446744073709551615",
-        ),
-        ({"random_seed": 2**64}, "'random_seed' must be an integer between 0"),
-        ({"random_seed": "1"}, "'random_seed' must be an integer"),
-        ({"target_accept": 1.5}, r"'target_accept' must be a number in \(0, 1\) .*; got 1.5"),
-        ({"nuts": {"target_accept": 0}}, "strictly between 0 and 1"),
-        ({"nuts": {"max_treedepth": 0}}, "'max_treedepth' must be an integer between 1 and 30"),
-    ],
-)
+# Every sampler argument with the error it gets (fit() and a refitter check the same way).
+SAMPLER_ARGUMENT_ERRORS = [
+    ({"cores": 0}, "'cores' must be an integer >= 1; got 0"),
+    ({"tune": 0}, "'tune' must be an integer >= 1; got 0"),
+    ({"draws": 0}, "'draws' must be an integer >= 1; got 0"),
+    ({"chains": 0}, "'chains' must be an integer >= 1; got 0"),
+    ({"draws": 2.5}, "'draws' must be an integer"),
+    (
+        {"random_seed": -1},
+        r"'random_seed' must be an integer between 0 and 18446744073709551615",
+    ),
+    ({"random_seed": 2**64}, "'random_seed' must be an integer between 0"),
+    ({"random_seed": "1"}, "'random_seed' must be an integer"),
+    ({"target_accept": 1.5}, r"'target_accept' must be a number in \(0, 1\) .*; got 1.5"),
+    ({"nuts": {"target_accept": 0}}, "strictly between 0 and 1"),
+    ({"nuts": {"max_treedepth": 0}}, "'max_treedepth' must be an integer between 1 and 30"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "message"), SAMPLER_ARGUMENT_ERRORS)
 def test_every_sampler_argument_is_checked(konstantopoulos, arguments, message):
     model = bmm.MetaModel(FORMULA, konstantopoulos, measure="SMD")
     with pytest.raises((ValueError, TypeError), match=message):
@@ -292,25 +293,7 @@ def refitter(konstantopoulos):
 
 
 @pytest.mark.slow  # the refitter compiles the model
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        ({"cores": 0}, "'cores' must be an integer >= 1; got 0"),
-        ({"tune": 0}, "'tune' must be an integer >= 1; got 0"),
-        ({"draws": 0}, "'draws' must be an integer >= 1; got 0"),
-        ({"chains": 0}, "'chains' must be an integer >= 1; got 0"),
-        ({"draws": 2.5}, "'draws' must be an integer"),
-        (
-            {"random_seed": -1},
-            r"'random_seed' must be an integer between 0 and 18446744073709551615",
-        ),
-        ({"random_seed": 2**64}, "'random_seed' must be an integer between 0"),
-        ({"random_seed": "1"}, "'random_seed' must be an integer"),
-        ({"target_accept": 1.5}, r"'target_accept' must be a number in \(0, 1\) .*; got 1.5"),
-        ({"nuts": {"target_accept": 0}}, "strictly between 0 and 1"),
-        ({"nuts": {"max_treedepth": 0}}, "'max_treedepth' must be an integer between 1 and 30"),
-    ],
-)
+@pytest.mark.parametrize(("arguments", "message"), SAMPLER_ARGUMENT_ERRORS)
 def test_every_refit_argument_is_checked(refitter, arguments, message):
     with pytest.raises((ValueError, TypeError), match=message):
         refitter.fit(**arguments)
