@@ -49,10 +49,7 @@ def main(draws: int) -> pd.DataFrame:
             "metafor REML": pd.Series(METAFOR),
         }
     ).loc[["mu", "tau", "rho", "I2", "I2 [within]", "I2 [between]", "H2"]]
-    with pd.option_context(
-        "display.width", 160, "display.max_columns", None, "display.precision", 4
-    ):
-        print(table)
+    print(table.to_string(float_format="{:.4f}".format, na_rep="-"))
     return table
 
 

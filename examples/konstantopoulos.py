@@ -30,31 +30,29 @@ def main(draws: int, output: Path) -> None:
     print(model, end="\n\n")
     idata = model.fit(draws=draws, tune=draws, chains=4, random_seed=1, progressbar=False)
 
-    with pd.option_context(
-        "display.width", 160, "display.max_columns", None, "display.precision", 4
-    ):
-        print("Posterior summary")
-        print(bmm.summary(model, idata), end="\n\n")
-        print("Heterogeneity (I2 in percent)")
-        print(bmm.summary_heterogeneity(model, idata), end="\n\n")
-        reml = model.fit_frequentist("REML")
-        ours = {
-            "mu": reml.coefficients.loc["Intercept", "estimate"],
-            "tau": reml.tau,
-            "rho": reml.rho,
-            "I2": reml.I2,
-        }
-        print("REML fit of the same model (bambi_meta) next to metafor's rma.mv REML")
-        print(pd.DataFrame({"bambi_meta REML": ours, "metafor REML": METAFOR_REML}), end="\n\n")
+    print("Posterior summary")
+    print(bmm.summary(model, idata), end="\n\n")
+    print("Heterogeneity")
+    print(bmm.summary_heterogeneity(model, idata), end="\n\n")
+    reml = model.fit_frequentist("REML")
+    print("REML fit of the same model (metafor's rma.mv)")
+    print(reml, end="\n\n")
+    ours = {
+        "mu": reml.coefficients.loc["Intercept", "estimate"],
+        "tau": reml.tau,
+        "rho": reml.rho,
+        "I2": reml.I2,
+    }
+    comparison = pd.DataFrame({"bambi_meta REML": ours, "metafor REML": METAFOR_REML})
+    print("bambi_meta REML next to metafor's rma.mv REML")
+    print(comparison.to_string(float_format="{:.4f}".format), end="\n\n")
 
-        ensemble = bmm.inclusion_bayes_factors(model)
-        print("Bayes factors (exact, by quadrature): effect? heterogeneity? a district level?")
-        print(ensemble.inclusion, end="\n\n")
-        print(ensemble.models, end="\n\n")
-        print("Shrunken district effects (deviation from the pooled effect)")
-        print(bmm.cluster_effects(model, idata, random_seed=1).table, end="\n\n")
-        print("Pooled effect and prediction interval for a new school in a new district")
-        print(bmm.prediction_intervals(model, idata, random_seed=1), end="\n\n")
+    print("Bayes factors (exact, by quadrature): effect? heterogeneity? a district level?")
+    print(bmm.inclusion_bayes_factors(model), end="\n\n")
+    print("Shrunken district effects (deviation from the pooled effect)")
+    print(bmm.cluster_effects(model, idata, random_seed=1), end="\n\n")
+    print("Pooled effect and prediction interval for a new school in a new district")
+    print(bmm.prediction_intervals(model, idata, random_seed=1), end="\n\n")
 
     output.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.4))

@@ -32,10 +32,9 @@ def main(draws: int, output: Path) -> None:
     print(model, end="\n\n")
     # target_accept 0.95: with 13 trials tau reaches 0, where the default step size diverges
     idata = model.fit(target_accept=0.95, **fit)
-    with pd.option_context("display.width", 120, "display.max_columns", 10, "display.precision", 4):
-        print(bmm.summary(model, idata), end="\n\n")
-        print("Residual heterogeneity (I2 in percent)")
-        print(bmm.summary_heterogeneity(model, idata), end="\n\n")
+    print(bmm.summary(model, idata), end="\n\n")
+    print("Residual heterogeneity")
+    print(bmm.summary_heterogeneity(model, idata), end="\n\n")
     ax = bmm.plot_bubble(model, idata, "ablat", random_seed=1)
     ax.set_xlabel("absolute latitude (degrees)")
     ax.set_ylabel("log risk ratio")
@@ -50,12 +49,12 @@ def main(draws: int, output: Path) -> None:
     print(model, end="\n\n")
     idata = model.fit(**fit)
     at = pd.DataFrame({"year": [-10.0, 0.0, 5.0]})
-    with pd.option_context("display.width", 120, "display.max_columns", 10, "display.precision", 4):
-        print(bmm.summary(model, idata), end="\n\n")
-        print("Heterogeneity, averaged over the estimates (I2 in percent)")
-        print(bmm.summary_heterogeneity(model, idata), end="\n\n")
-        print("Heterogeneity at given years (year is centred in the data set)")
-        print(bmm.heterogeneity_at(model, idata, at), end="\n\n")
+    print(bmm.summary(model, idata), end="\n\n")
+    print("Heterogeneity, averaged over the estimates")
+    print(bmm.summary_heterogeneity(model, idata), end="\n\n")
+    print("Heterogeneity at given years (year is centred in the data set; I2 in percent)")
+    at_years = bmm.heterogeneity_at(model, idata, at)
+    print(at_years.to_string(float_format="{:.3f}".format), end="\n\n")
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     bmm.plot_bubble(model, idata, "year", ax=left, random_seed=1)

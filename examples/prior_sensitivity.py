@@ -50,9 +50,8 @@ def main(draws: int, output: Path) -> pd.DataFrame:
     plt.close(figure)
     result = pd.DataFrame.from_dict(rows, orient="index")
     result.index = result.index.set_names(["tau prior", "parameter"])
-    with pd.option_context("display.width", 160, "display.precision", 3):
-        print("Posterior of mu, tau and rho under three tau priors (dat.konstantopoulos2011)")
-        print(result)
+    print("Posterior of mu, tau and rho under three tau priors (dat.konstantopoulos2011)")
+    print(result.to_string(float_format="{:.3f}".format))
     print(f"Wrote {path}")
     tau_means = result.xs("tau", level="parameter")["Mean"]
     # quoted by docs/priors.md (a MyST substitution, see examples/konstantopoulos.py)

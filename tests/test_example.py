@@ -23,7 +23,7 @@ def test_konstantopoulos_example(tmp_path, capsys):
         "read as VARIANCES",
     ]:
         assert text in printed
-    assert "Bayes factors" in printed and "inclusion_bf" in printed
+    assert "Bayes factors" in printed and "Inclusion BF" in printed
     assert "Shrunken district effects" in printed and "PI lower" in printed
     for name in ["prior_posterior", "forest", "funnel"]:
         assert (tmp_path / f"konstantopoulos_{name}.png").stat().st_size > 10_000

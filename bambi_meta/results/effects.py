@@ -13,28 +13,38 @@ import xarray as xr
 from bambi_meta import _validate
 from bambi_meta._datatree import draw_blocks, draws_dataarray, posterior_of
 from bambi_meta.engine.predictive import conditional_effects
+from bambi_meta.results.printing import ResultTable
 from bambi_meta.stats.clusters import cluster_indicator, cluster_mean
 from bambi_meta.stats.tables import RaoBlackwellSummary
 
+RAO_BLACKWELL = "Mean and SD: averages of the exact conditional moments; quantiles: from the draws"
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class Effects:
     """Posterior draws of effects and their summary table.
+
+    Prints as its table: under a header saying which effects these are, rounded like
+    :func:`~bambi_meta.summary` and never truncated (every row).
 
     Attributes
     ----------
     draws : xarray.DataArray
         Dimensions (chain, draw, <cluster or row>), labelled by cluster or row.
-    table : pandas.DataFrame
-        One row per cluster or estimate: ``Mean``, ``SD``, ``0.025``, ``0.5``, ``0.975`` (and
-        the observed ``yi``, ``vi``, cluster and size columns that help to read it).
+    table : ResultTable
+        A pandas DataFrame with one row per cluster or estimate: ``Mean``, ``SD``, ``0.025``,
+        ``0.5``, ``0.975`` (and the observed ``yi``, ``vi``, cluster and size columns that help
+        to read it); full precision, rounded only when printed.
     """
 
     draws: xr.DataArray
     table: pd.DataFrame
 
     def __str__(self) -> str:
-        return self.table.to_string(float_format="{:.4f}".format)
+        return str(self.table)
+
+    def __repr__(self) -> str:
+        return str(self.table)
 
     def _repr_html_(self) -> str:
         return self.table._repr_html_()
@@ -96,7 +106,16 @@ def cluster_effects(model, idata, random_seed=None, relative: bool = True) -> Ef
     summary.add(mean, sd)
     table = summary.table(sampled, pd.Index(labels, name=model.cluster))
     table.insert(0, "n", sizes.astype(int))
-    return Effects(draws, table)
+    what = (
+        "u_j, the deviation from the pooled effect"
+        if relative
+        else "mu + u_j, the cluster mean (at the cluster's average moderator values)"
+    )
+    header = (
+        f"{model.header}\nShrunken {model.cluster} effects: {what}; n: estimates in the "
+        f"{model.cluster}\n{RAO_BLACKWELL}"
+    )
+    return Effects(draws, ResultTable.with_header(table, header))
 
 
 def true_effects(model, idata, random_seed=None) -> Effects:
@@ -140,4 +159,8 @@ def true_effects(model, idata, random_seed=None) -> Effects:
     table.insert(0, "yi", rows.effect_sizes)
     if model.cluster is not None:
         table.insert(0, model.cluster, rows.cluster_labels)
-    return Effects(draws, table)
+    header = (
+        f"{model.header}\nShrunken true effects theta_i of the fitted estimates, beside the "
+        f"observed yi and vi\n{RAO_BLACKWELL}"
+    )
+    return Effects(draws, ResultTable.with_header(table, header))

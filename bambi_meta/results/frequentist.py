@@ -17,6 +17,7 @@ likelihood algebra lives in :mod:`bambi_meta.stats.reml`.
 
 from __future__ import annotations
 
+import html
 import warnings
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ import scipy.optimize
 import scipy.stats
 
 from bambi_meta import _validate
+from bambi_meta.results.frequentist_printout import printout
 from bambi_meta.stats import reml as _profile
 from bambi_meta.stats.reml import ModelData
 
@@ -38,16 +40,11 @@ _VARIANCE_PARAMETERS = {
     "CS": ("tau2", "tau", "rho"),
 }
 
-_DESCRIPTION = {
-    "uni": "random-effects model (rma.uni)",
-    "nested": "multilevel model, nested (~ 1 | cluster/estimate)",
-    "CS": "multilevel model, compound symmetry (~ estimate | cluster)",
-}
 # variance structures that are special cases of each structure (rho = 0; rho >= 0)
 _NESTED_IN = {"uni": ("uni",), "nested": ("uni", "nested"), "CS": ("uni", "nested", "CS")}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class FrequentistFit:
     r"""Result of :func:`fit_frequentist` (metafor's conventions throughout).
 
@@ -81,6 +78,10 @@ class FrequentistFit:
     data : bambi_meta.stats.reml.ModelData
         The validated arrays of the fit (estimates, variances, design, cluster codes), which
         :meth:`loglik_at`, :meth:`profile_ci` and :func:`lrt` evaluate the likelihood on.
+    factors : tuple of str
+        Names of the cluster and the estimate level (``("district", "school")``), which the
+        printout uses as metafor does (``sigma^2.1 ... district``,
+        ``sigma^2.2 ... district/school``); ``("cluster", "estimate")`` when not given.
     """
 
     method: str
@@ -111,6 +112,7 @@ class FrequentistFit:
     I2_components: dict[str, float]
     level: float
     data: ModelData = field(repr=False)
+    factors: tuple[str, str] = ("cluster", "estimate")
 
     @property
     def tau(self) -> float:
@@ -269,31 +271,13 @@ class FrequentistFit:
         return pd.concat([rows, var])
 
     def _repr_html_(self) -> str:
-        return f"<pre>{self}</pre>"
+        return f"<pre>{html.escape(str(self))}</pre>"
 
     def __str__(self) -> str:
-        kind = _DESCRIPTION[self.struct]
-        clusters = "" if self.n_clusters is None else f" in {self.n_clusters} clusters"
-        lines = [
-            f"Frequentist {kind}, {self.method}",
-            f"k = {self.k} estimates{clusters}; logLik = {self.loglik:.4f}, "
-            f"deviance = {self.deviance:.4f}, AIC = {self.AIC:.4f}, BIC = {self.BIC:.4f}, "
-            f"AICc = {self.AICc:.4f}",
-            "",
-            f"tau2 = {self.tau2:.6g} (tau = {self.tau:.6g}), I2 = {self.I2:.2f}%",
-        ]
-        if self.struct != "uni":
-            split = ", ".join(f"{n} {v:.2f}%" for n, v in self.I2_components.items())
-            lines += [
-                f"sigma2_cluster = {self.sigma2_cluster:.6g}, "
-                f"sigma2_estimate = {self.sigma2_estimate:.6g}, rho = {self.rho:.4f}",
-                f"I2 by component: {split}",
-            ]
-        lines.append(f"Heterogeneity: QE(df = {self.QE_df}) = {self.QE:.4f}, p = {self.QEp:.4g}")
-        if self.QM is not None:
-            lines.append(f"Moderators: QM(df = {self.QM_df}) = {self.QM:.4f}, p = {self.QMp:.4g}")
-        lines += ["", self.coefficients.to_string(float_format=lambda x: f"{x:.4f}")]
-        return "\n".join(lines)
+        return printout(self)
+
+    def __repr__(self) -> str:
+        return printout(self)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -310,6 +294,7 @@ def fit_frequentist(
     level: float = 0.95,
     *,
     struct: str = "nested",
+    factors: tuple[str, str] | None = None,
 ) -> FrequentistFit:
     r"""Fit the (multilevel) random-effects meta-analysis model by REML or ML.
 
@@ -333,6 +318,11 @@ def fit_frequentist(
         matrix of the largest cluster stays positive semidefinite, so rho may be negative).
         Profile intervals of rho in CS extend to -1 as long as V stays positive definite, as
         metafor's do.
+    factors : tuple of (str, str), optional
+        Names of the cluster and the estimate level for the printout, as metafor names its
+        variance components (``("district", "school")`` prints ``sigma^2.1 ... district`` and
+        ``sigma^2.2 ... district/school``). Default: the name of ``cluster`` when it is a named
+        pandas Series (else ``"cluster"``) and ``"estimate"``.
 
     Notes
     -----
@@ -352,6 +342,7 @@ def fit_frequentist(
     if struct == "CS" and cluster is None:
         raise ValueError("'struct' = 'CS' needs 'cluster'.")
     level, method = _check_level(level), method.upper()
+    factors = _check_factors(factors, cluster)
     data, names = _profile.build_data(yi, vi, X, cluster, X_names)
     struct = struct if data.clustered else "uni"
     reml = method == "REML"
@@ -409,7 +400,7 @@ def fit_frequentist(
         QM=qm, QM_df=qm_df, QMp=qmp,
         typical_v=typical_v, I2=100 * tau2 / (tau2 + typical_v),
         I2_components={n: 100 * v / (tau2 + typical_v) for n, v in comps.items()},
-        level=level, data=data,
+        level=level, data=data, factors=factors,
     )  # fmt: skip
 
 
@@ -496,6 +487,23 @@ def _check_level(level: float) -> float:
     return _validate.check_open_unit_interval(level, "level")
 
 
+def _check_factors(factors: object, cluster: object) -> tuple[str, str]:
+    """The names of the cluster and estimate levels (printing only)."""
+    if factors is None:
+        name = getattr(cluster, "name", None)
+        return (name if isinstance(name, str) and name else "cluster", "estimate")
+    if (
+        not isinstance(factors, tuple | list)
+        or len(factors) != 2
+        or not all(isinstance(name, str) and name for name in factors)
+    ):
+        raise ValueError(
+            f"'factors' must be two names (cluster, estimate level), e.g. ('district', 'school'); "
+            f"got {factors!r}."
+        )
+    return (factors[0], factors[1])
+
+
 def _moderator_test(
     X: np.ndarray, beta: np.ndarray, vcov: np.ndarray
 ) -> tuple[float | None, int | None, float | None]:
@@ -530,4 +538,5 @@ def fit_model(model, method: str = "REML", level: float = 0.95) -> FrequentistFi
         method=method,
         X_names=list(columns.columns),
         level=level,
+        factors=(model.cluster or "cluster", model.meta_formula.estimate_id or "estimate"),
     )

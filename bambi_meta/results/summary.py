@@ -9,6 +9,7 @@ import xarray as xr
 
 from bambi_meta import _validate
 from bambi_meta._datatree import draw_blocks, engine_of, posterior_of
+from bambi_meta.results.printing import DEFAULT_DIGITS, ResultTable, check_digits
 from bambi_meta.stats.heterogeneity import heterogeneity_draws, typical_sampling_variance
 from bambi_meta.stats.tables import QUANTILES, describe
 
@@ -20,7 +21,9 @@ class ConvergenceWarning(UserWarning):
     """The sampler's output does not support reliable estimates yet."""
 
 
-def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame:
+def summary(
+    model, idata, include_mcmc_diagnostics: bool = True, digits: int = DEFAULT_DIGITS
+) -> ResultTable:
     """Posterior summary of the pooled effect / moderators, tau and rho.
 
     Parameters
@@ -31,21 +34,31 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
         What ``model.fit()`` returned.
     include_mcmc_diagnostics : bool, default True
         Add the Monte Carlo standard error of the mean, bulk ESS and R-hat, and warn when R-hat
-        exceeds 1.01, bulk ESS is below 400 or there were divergent transitions.
+        exceeds 1.01, bulk ESS is below 400 or there were divergent transitions. For the exact
+        engine's independent draws ESS is the number of draws N and MCSE = SD / sqrt(N).
+    digits : int, default 3
+        Decimal places of the printed estimates (printing only: the table keeps full
+        precision). Decimal places, not significant figures, as ``digits`` in RoBMA and
+        metafor: a column's numbers line up and read at one precision. A row whose SD would
+        show fewer than two significant digits gets more decimals (a slope of 0.0048 per year
+        with SD 0.0093 prints as such, not as 0.005 and 0.009); MCSE prints with two
+        significant digits, ESS as an integer, R-hat with 3 decimals
+        (``bambi_meta.results.printing``).
 
     Returns
     -------
-    SummaryTable
-        A pandas DataFrame that prints the model's header (``model.header``: which model, k,
-        clusters) above it. Rows ``mu`` (the intercept of an intercept-only model;
-        ``Intercept`` and one row per moderator column otherwise), ``tau``, ``rho`` and any
-        scale-model coefficients (``tau_Intercept``, ``tau_z``); columns ``Mean``, ``SD``,
-        ``0.025``, ``0.5``, ``0.975`` and ``MCSE``, ``ESS``, ``R-hat``. Coefficients are on the
-        raw scale of the moderators (intercept at x = 0), as metafor and RoBMA report them, though
-        the model samples them with continuous moderators centred
-        (``bambi_meta.results.coefficients``).
+    ResultTable
+        A pandas DataFrame that prints, never truncated, under the model's header
+        (``model.header``: which model, k, clusters) and a line saying how the draws were made.
+        Rows ``mu`` (the intercept of an intercept-only model; ``Intercept`` and one row per
+        moderator column otherwise), ``tau``, ``rho`` and any scale-model coefficients
+        (``tau_Intercept``, ``tau_z``); columns ``Mean``, ``SD``, ``0.025``, ``0.5``,
+        ``0.975`` and ``MCSE``, ``ESS``, ``R-hat``. Coefficients are on the raw scale of the
+        moderators (intercept at x = 0), as metafor and RoBMA report them, though the model
+        samples them with continuous moderators centred (``bambi_meta.results.coefficients``).
     """
     _validate.check_model(model)
+    digits = check_digits(digits)
     posterior = posterior_of(idata)
     names = _parameter_names(model, posterior)
     draws = _flatten(posterior[names])
@@ -54,13 +67,10 @@ def summary(model, idata, include_mcmc_diagnostics: bool = True) -> pd.DataFrame
         and not model.parameters["mu"].common_terms
     ):
         draws = {("mu" if name == "Intercept" else name): values for name, values in draws.items()}
-    table = describe(draws)[["Mean", "SD", *map(str, QUANTILES)]]
-    exact = engine_of(idata) == "exact"
-    if include_mcmc_diagnostics:
-        table = table.join(_diagnostics(draws, independent=exact))
-        if not exact:  # independent draws: nothing to converge, the MCSE is exact
-            warn_about_convergence(idata, table)
-    return SummaryTable.with_header(table, f"{model.header}\n{engine_line(idata)}")
+    table = _table(draws, include_mcmc_diagnostics, exact=engine_of(idata) == "exact")
+    if include_mcmc_diagnostics and engine_of(idata) != "exact":
+        warn_about_convergence(idata, table)  # independent draws: nothing to converge
+    return ResultTable.with_header(table, f"{model.header}\n{engine_line(idata)}", digits)
 
 
 def engine_line(idata) -> str:
@@ -79,11 +89,15 @@ def engine_line(idata) -> str:
     return f"MCMC ({library}): {chains} chains x {draws} draws"
 
 
-def summary_heterogeneity(model, idata) -> pd.DataFrame:
+def summary_heterogeneity(
+    model, idata, include_mcmc_diagnostics: bool = True, digits: int = DEFAULT_DIGITS
+) -> ResultTable:
     """Heterogeneity: tau, rho and the within/between partition of tau, tau2 and I2, and H2.
 
     Computed per posterior draw (``heterogeneity.heterogeneity_draws``) with the typical sampling
-    variance of the data and the location design, then summarised. I2 is in percent.
+    variance v~ of the data and the location design, then summarised like
+    :func:`~bambi_meta.summary`. I2 (and its parts) is in percent: I2 = 100 tau2 / (tau2 + v~);
+    H2 = (tau2 + v~) / v~.
 
     Parameters
     ----------
@@ -91,26 +105,51 @@ def summary_heterogeneity(model, idata) -> pd.DataFrame:
         The fitted model.
     idata : xarray.DataTree
         What ``model.fit()`` returned.
+    include_mcmc_diagnostics : bool, default True
+        Add ``MCSE``, ``ESS`` and ``R-hat`` of each row, computed as in
+        :func:`~bambi_meta.summary` (which is the one that warns about convergence).
+    digits : int, default 3
+        Decimal places of the printed estimates, as in :func:`~bambi_meta.summary` (printing
+        only).
 
     Returns
     -------
-    pandas.DataFrame
+    ResultTable
         Rows ``tau``, ``rho``, ``tau [within]``, ``tau [between]``, ``tau2``, ``tau2 [within]``,
         ``tau2 [between]``, ``I2``, ``I2 [within]``, ``I2 [between]``, ``H2`` (only ``tau``,
-        ``tau2``, ``I2``, ``H2`` without clusters); columns ``Mean``, ``Median``, ``0.025``,
-        ``0.975``.
+        ``tau2``, ``I2``, ``H2`` without clusters); columns ``Mean``, ``SD``, ``0.025``,
+        ``0.5`` (the median), ``0.975``, ``MCSE``, ``ESS``, ``R-hat``. It prints under the
+        model's header, the engine line and a line giving v~ and the units of I2 and H2.
     """
     _validate.check_model(model)
+    digits = check_digits(digits)
     draws = heterogeneity_posterior(model, idata)
-    return describe(draws)[["Mean", "Median", "0.025", "0.975"]]
+    table = _table(draws, include_mcmc_diagnostics, exact=engine_of(idata) == "exact")
+    typical = typical_sampling_variance(model.meta_data().variances, _location_design(model))
+    units = (
+        f"I2 in percent: 100 tau2 / (tau2 + v~); H2 = (tau2 + v~) / v~; "
+        f"typical sampling variance v~ = {typical:.4g}"
+    )
+    return ResultTable.with_header(table, f"{model.header}\n{engine_line(idata)}\n{units}", digits)
+
+
+def _table(draws: dict[str, np.ndarray], diagnostics: bool, exact: bool) -> pd.DataFrame:
+    """Mean, SD, quantiles and (optionally) MCSE, ESS and R-hat of each row's draws."""
+    table = describe(draws)[["Mean", "SD", *map(str, QUANTILES)]]
+    if diagnostics:
+        table = table.join(_diagnostics(draws, independent=exact))
+    return table
+
+
+def _location_design(model) -> np.ndarray:
+    return np.asarray(model.parameters["mu"].design.common.design_matrix)
 
 
 def heterogeneity_posterior(model, idata) -> dict[str, np.ndarray]:
     """Draws (chain, draw) of every row of :func:`summary_heterogeneity`."""
     _validate.check_model(model)
     posterior = posterior_of(idata)
-    design = np.asarray(model.parameters["mu"].design.common.design_matrix)
-    typical = typical_sampling_variance(model.meta_data().variances, design)
+    typical = typical_sampling_variance(model.meta_data().variances, _location_design(model))
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
     scale_parameters = tuple(name for name in model.family.likelihood.params if name != "mu")
     out: dict[str, np.ndarray] = {}
@@ -202,29 +241,3 @@ def _diagnostics(draws: dict[str, np.ndarray], independent: bool) -> pd.DataFram
         },
         index=list(draws),
     )
-
-
-class SummaryTable(pd.DataFrame):
-    """A pandas DataFrame that prints a one-line header (which model was fitted) above itself."""
-
-    _metadata = ["header"]
-
-    @property
-    def _constructor(self):
-        return SummaryTable
-
-    @classmethod
-    def with_header(cls, table: pd.DataFrame, header: str) -> "SummaryTable":
-        """``table`` as a SummaryTable printed under ``header``."""
-        out = cls(table)
-        out.header = header
-        return out
-
-    def __repr__(self) -> str:
-        header = getattr(self, "header", None)
-        return f"{header}\n{super().__repr__()}" if header else super().__repr__()
-
-    def _repr_html_(self) -> str:
-        header = getattr(self, "header", None)
-        html = super()._repr_html_()
-        return f"<p>{header}</p>\n{html}" if header and html else html

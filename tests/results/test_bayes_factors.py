@@ -106,6 +106,6 @@ def test_ensemble_prints_components_and_takes_prior_probabilities_in_model_order
     equal = bmm.inclusion_bayes_factors(model, prior_model_probs=[1, 1, 1, 1, 1, 1])
     assert equal.models["prior_prob"].tolist() == pytest.approx([1 / 6] * 6)
     text = str(equal)
-    assert "Inclusion BF" in text and "cluster_level" in text and "mu, tau, rho" in text
+    assert "Inclusion BF" in text and "Cluster level" in text and "mu, tau, rho" in text
     with pytest.raises(ValueError, match="must give a weight to each of"):
         bmm.inclusion_bayes_factors(model, prior_model_probs=[1, 1])

@@ -77,14 +77,14 @@ def test_prediction_interval_matches_exact_predictive_moments(konstantopoulos_fi
     mean = exact["estimates"]["mu"]["mean"]
     sd = np.sqrt(exact["estimates"]["mu"]["sd"] ** 2 + exact["heterogeneity"]["tau2"]["mean"])
     table = bmm.prediction_intervals(model, idata, random_seed=2)
-    assert table.loc[0, "Mean"] == pytest.approx(mean, abs=0.01)  # MCSE of mu ~0.0015
+    assert table.iloc[0]["Mean"] == pytest.approx(mean, abs=0.01)  # MCSE of mu ~0.0015
     # the predictive distribution is a scale mixture of normals, close to normal here: compare
     # the interval with mean +- 1.96 sd of the exact moments; its MC error (8000 draws, tails)
     # is ~0.02, and non-normality of the mixture moves the 2.5% points by < 0.02
-    assert table.loc[0, "PI lower"] == pytest.approx(mean - 1.96 * sd, abs=0.05)
-    assert table.loc[0, "PI upper"] == pytest.approx(mean + 1.96 * sd, abs=0.05)
+    assert table.iloc[0]["PI lower"] == pytest.approx(mean - 1.96 * sd, abs=0.05)
+    assert table.iloc[0]["PI upper"] == pytest.approx(mean + 1.96 * sd, abs=0.05)
     ci = bmm.summary(model, idata).loc["mu", ["0.025", "0.975"]].to_numpy()
-    np.testing.assert_allclose(table.loc[0, ["CI lower", "CI upper"]].to_numpy(float), ci)
+    np.testing.assert_allclose(table.iloc[0][["CI lower", "CI upper"]].to_numpy(float), ci)
 
 
 def test_prediction_in_a_known_cluster_is_narrower_and_shifted(konstantopoulos_fit):

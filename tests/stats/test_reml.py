@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -353,7 +354,8 @@ def test_zero_heterogeneity():
     assert res.profile_ci("tau2")[0] == 0.0
     with pytest.raises(ValueError, match="not identified"):
         res.profile_ci("rho")
-    assert "tau2 = 0" in str(res)
+    assert re.search(r"^tau\^2\s+0\.0000\s+0\.0000\s+0\.00", str(res), re.MULTILINE)
+    assert "not identified (tau^2 = 0)" in str(res)
     assert np.isnan(res.to_frame(profile=True).loc["rho", "ci_lower"])
 
 

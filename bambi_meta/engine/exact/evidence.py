@@ -95,45 +95,14 @@ class SavageDickey(NamedTuple):
 class EnsembleBayesFactors:
     """Model table, inclusion Bayes factors and pairwise Bayes factors of an ensemble.
 
-    Printed like RoBMA's summary: one row per component (prior and posterior inclusion
-    probability, inclusion Bayes factor), then the models.
+    What ``standard_bayes_factors`` returns; ``bambi_meta.inclusion_bayes_factors`` returns the
+    subclass ``bambi_meta.results.comparison.InclusionBayesFactors``, which prints them like
+    RoBMA's summary.
     """
 
     models: pd.DataFrame
     inclusion: pd.DataFrame
     pairwise: pd.DataFrame
-
-    def __str__(self) -> str:
-        components = self.inclusion.set_index("component")[
-            ["prior_incl_prob", "posterior_incl_prob", "inclusion_bf", "among"]
-        ].rename(
-            columns={
-                "prior_incl_prob": "Prior prob.",
-                "posterior_incl_prob": "Post. prob.",
-                "inclusion_bf": "Inclusion BF",
-                "among": "Among",
-            }
-        )
-        models = self.models.set_index("model")[
-            ["prior_prob", "posterior_prob", "log_ml", "log_ml_error"]
-        ].rename(
-            columns={
-                "prior_prob": "Prior prob.",
-                "posterior_prob": "Post. prob.",
-                "log_ml": "log p(y)",
-                "log_ml_error": "error",
-            }
-        )
-        formats = {"Inclusion BF": "{:.3g}".format, "error": "{:.1g}".format}
-        return (
-            "Components (inclusion Bayes factors)\n"
-            + components.to_string(float_format="{:.3f}".format, formatters=formats)
-            + "\n\nModels\n"
-            + models.to_string(float_format="{:.3f}".format, formatters=formats)
-        )
-
-    def _repr_html_(self) -> str:
-        return f"<pre>{self}</pre>"
 
 
 # --------------------------------------------------------------------------------- validation
