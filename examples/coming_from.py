@@ -18,9 +18,12 @@ import bambi_meta as bmm
 # RoBMA 4, brma(..., cluster = district, measure = "SMD"): posterior means as printed
 ROBMA = {"mu": 0.183, "tau": 0.323, "rho": 0.634, "I2": 95.09, "I2 [within]": 34.67,
          "I2 [between]": 60.42, "H2": 22.75}  # fmt: skip
-# metafor 3.8-1, rma.mv(yi, vi, random = ~ 1 | district/school), REML
+# metafor 3.8-1, rma.mv(yi, vi, random = ~ 1 | district/school), REML. metafor does not print
+# H2 for rma.mv; it is (sum(sigma2) + vt) / vt with its typical variance vt = (k - p) / tr(P),
+# computed in R 4.2 from the fit: W <- solve(res$V); X <- model.matrix(res);
+# P <- W - W %*% X %*% solve(t(X) %*% W %*% X) %*% t(X) %*% W; vt <- (res$k - res$p) / sum(diag(P))
 METAFOR = {"mu": 0.1847, "tau": 0.3127, "rho": 0.6653, "I2": 95.19, "I2 [within]": 31.86,
-           "I2 [between]": 63.32}  # fmt: skip
+           "I2 [between]": 63.32, "H2": 20.78}  # fmt: skip
 
 
 def main(draws: int) -> pd.DataFrame:
@@ -40,16 +43,18 @@ def main(draws: int) -> pd.DataFrame:
         "I2": reml.I2,
         "I2 [within]": within,
         "I2 [between]": between,
+        "H2": reml.H2,
     }
     table = pd.DataFrame(
         {
-            "bambi_meta posterior mean": bayes,
-            "RoBMA 4 posterior mean": pd.Series(ROBMA),
+            "bambi_meta": bayes,
+            "RoBMA 4": pd.Series(ROBMA),
             "bambi_meta REML": pd.Series(ours_reml),
             "metafor REML": pd.Series(METAFOR),
         }
     ).loc[["mu", "tau", "rho", "I2", "I2 [within]", "I2 [between]", "H2"]]
-    print(table.to_string(float_format="{:.4f}".format, na_rep="-"))
+    print("Posterior means (bambi_meta, RoBMA 4) and REML estimates (bambi_meta, metafor 3.8-1)")
+    print(table.to_string(float_format="{:.4f}".format))
     return table
 
 

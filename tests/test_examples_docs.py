@@ -28,5 +28,8 @@ def test_coming_from(capsys):
     # REML: ours equals metafor's to the printed digits; Bayes: near RoBMA's (its MCMC error)
     assert abs(table.loc["tau", "bambi_meta REML"] - table.loc["tau", "metafor REML"]) < 1e-4
     assert abs(table.loc["rho", "bambi_meta REML"] - table.loc["rho", "metafor REML"]) < 1e-4
-    assert abs(table.loc["I2", "bambi_meta posterior mean"] - 95.09) < 0.5
-    assert "RoBMA 4 posterior mean" in capsys.readouterr().out
+    # metafor's H2 is given to 2 decimals
+    assert abs(table.loc["H2", "bambi_meta REML"] - table.loc["H2", "metafor REML"]) < 0.005
+    assert abs(table.loc["I2", "bambi_meta"] - 95.09) < 0.5
+    assert "RoBMA 4" in capsys.readouterr().out
+    assert not table.isna().any().any()  # every cell filled: no NaN in the comparison

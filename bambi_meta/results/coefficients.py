@@ -14,6 +14,7 @@ from bambi_meta import _validate
 from bambi_meta._datatree import as_dataset, posterior_of
 from bambi_meta.bambi_ext.centring import gather_coefficients, raw_design, raw_scale_transform
 from bambi_meta.bambi_ext.columns import MetaData, check_new_data
+from bambi_meta.results.printing import ResultTable
 from bambi_meta.stats.heterogeneity import heterogeneity_draws, typical_sampling_variance
 from bambi_meta.stats.tables import describe, interval_probabilities
 
@@ -61,7 +62,9 @@ def coefficient_draws(model, posterior) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def heterogeneity_at(
+    model, idata, data: pd.DataFrame, level: float = 0.95, digits: int = 3
+) -> pd.DataFrame:
     r"""Heterogeneity of a location-scale model at given values of its scale moderators.
 
     Per posterior draw, at each row of ``data``: ``tau`` (exp of the linear predictor of
@@ -79,12 +82,15 @@ def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> p
         Values of the scale moderators, one row per setting.
     level : float, default 0.95
         Probability of the credible interval.
+    digits : int, default 3
+        Decimals when printed (the table keeps full precision).
 
     Returns
     -------
-    pandas.DataFrame
-        Indexed by the columns of ``data`` and ``quantity``; columns ``Mean``, ``SD``,
-        ``Median``, and the interval bounds (``0.025``, ``0.975`` by default).
+    ResultTable
+        A DataFrame indexed by the columns of ``data`` and ``quantity``, with the columns of
+        :func:`~bambi_meta.summary_heterogeneity` but the diagnostics: ``Mean``, ``SD``, the
+        lower bound (``0.025`` by default), ``0.5`` and the upper bound (``0.975``).
     """
     _validate.check_model(model)
     if not model.scale_formulas:
@@ -105,15 +111,17 @@ def heterogeneity_at(model, idata, data: pd.DataFrame, level: float = 0.95) -> p
     tau = np.broadcast_to(draws["tau"], shape)
     rho = None if "rho" not in draws else np.broadcast_to(draws["rho"], shape)
 
-    low, _, high = interval_probabilities(level)
+    probabilities = interval_probabilities(level)
     tables, index = [], []
     for i in range(len(frame)):
         values = heterogeneity_draws(
             tau[..., i : i + 1], None if rho is None else rho[..., i : i + 1], typical
         )
         at = {quantity: values[quantity] for quantity in AT_QUANTITIES if quantity in values}
-        tables.append(describe(at, (low, high)))
+        tables.append(describe(at, probabilities))
         index += [(*frame.loc[i, list(frame.columns)], quantity) for quantity in at]
     names = [*map(str, frame.columns), "quantity"]
-    table = pd.concat(tables, ignore_index=True)
-    return table.set_axis(pd.MultiIndex.from_tuples(index, names=names))
+    table = pd.concat(tables, ignore_index=True).drop(columns="Median")
+    table = table.set_axis(pd.MultiIndex.from_tuples(index, names=names))
+    header = f"{model.header}\nHeterogeneity at given moderator values (I2 in percent)"
+    return ResultTable.with_header(table, header, digits)

@@ -272,7 +272,7 @@ def test_heterogeneity_at_needs_only_the_scale_moderators(small_data):
     idata = xr.DataTree.from_dict({"posterior": to_raw_scale(model, posterior)})
     at = pd.DataFrame({"z": [0.2, 0.8], "w": [0.5, 0.5]})
     table = bmm.heterogeneity_at(model, idata, at, level=0.9)
-    assert list(table.columns) == ["Mean", "SD", "Median", "0.05", "0.95"]
+    assert list(table.columns) == ["Mean", "SD", "0.05", "0.5", "0.95"]
     z_mean, w_mean = small_data["z"].mean(), small_data["w"].mean()
     tau = np.exp(posterior["tau_Intercept"] + posterior["tau_z"] * (0.8 - z_mean))
     rho = expit(posterior["rho_Intercept"] + posterior["rho_w"] * (0.5 - w_mean))
