@@ -37,7 +37,6 @@ def main(draws: int, output: Path) -> None:
     print(bmm.summary_heterogeneity(model, idata), end="\n\n")
     ax = bmm.plot_bubble(model, idata, "ablat", random_seed=1)
     ax.set_xlabel("absolute latitude (degrees)")
-    ax.set_ylabel("log risk ratio")
     ax.figure.tight_layout()
     ax.figure.savefig(output / "bcg_bubble.png", dpi=120)
     plt.close(ax.figure)

@@ -7,8 +7,11 @@ import pandas as pd
 from bambi_meta import _validate
 from bambi_meta._datatree import posterior_of
 from bambi_meta.bambi_ext.columns import MetaData
+from bambi_meta.results.figures._layout import legend_below
+from bambi_meta.results.figures.scales import effect_scale
 
 BUBBLE_PREDICTIVE_DRAWS = 4
+MARGIN = 0.07
 
 
 def plot_bubble(
@@ -19,6 +22,7 @@ def plot_bubble(
     prediction_interval: bool = True,
     ax=None,
     random_seed=None,
+    transform="auto",
 ):
     """Meta-analytic bubble plot: effect sizes against a moderator, with the fitted regression.
 
@@ -28,6 +32,11 @@ def plot_bubble(
     prediction interval for the true effect of a new estimate in a new cluster (with a scale
     model ``tau ~ z`` it widens and narrows with tau). Other moderators are held at their mean
     (numeric) or most common level (categorical), as ``bambi.interpret`` does.
+
+    The vertical axis is named by the measure and, for ratio measures, labelled with ratios at
+    round values on the log scale (as metafor's ``regplot(..., transf = exp)``, which draws on
+    the ratio scale); the dotted horizontal line is no effect (0, a ratio of 1). The legend sits
+    under the axes, never over the points.
 
     Parameters
     ----------
@@ -47,6 +56,9 @@ def plot_bubble(
     random_seed : int, optional
         Seed for the draws of new true effects (prediction interval; the credible band and the
         line are exact functions of the posterior draws).
+    transform : {"auto", None, "exp", "ztor", "ilogit", "iarcsin"} or callable, default "auto"
+        What the y tick labels show (``bambi_meta.results.figures.scales.effect_scale``):
+        ``"auto"`` labels a log ratio axis with ratios.
 
     Returns
     -------
@@ -54,6 +66,7 @@ def plot_bubble(
     """
     _validate.check_model(model)
     level = _validate.check_open_unit_interval(level, "level")
+    scale = effect_scale(model, transform)
     used = model.moderators
     numeric = [name for name in used["mu"] if pd.api.types.is_numeric_dtype(model.data[name])]
     if moderator not in numeric:
@@ -96,10 +109,12 @@ def plot_bubble(
         values,
         rows.effect_sizes,
         s=200.0 * precision / precision.max(),
-        facecolor="none",
-        edgecolor="0.25",
-        linewidth=0.8,
-        label="estimates (area ~ 1/SE)",
+        facecolor="0.75",
+        edgecolor="0.2",
+        linewidth=0.7,
+        alpha=0.85,
+        zorder=3,
+        label="estimates (area ∝ 1/SE)",
     )
     x = grid[moderator].to_numpy()
     ax.fill_between(
@@ -122,7 +137,10 @@ def plot_bubble(
             linewidth=1,
             label=f"{level:.0%} prediction interval",
         )
+    ax.margins(x=MARGIN, y=MARGIN)  # the largest bubbles keep clear of the frame
+    null = ax.axhline(scale.null, color="black", linestyle=":", linewidth=0.9, zorder=1)
+    null.set_gid("null")
     ax.set_xlabel(moderator)
-    ax.set_ylabel(model.meta_formula.response)
-    ax.legend(frameon=False, fontsize="small")
+    scale.apply(ax, "y")
+    legend_below(ax)
     return ax

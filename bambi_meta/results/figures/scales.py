@@ -110,7 +110,7 @@ class EffectScale:
             return
         low, high = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
         if self.transform_name == "exp":
-            ticks = _ratio_ticks(low, high)
+            ticks = _ratio_ticks(low, high, min_gap=_label_gap(ax, axis, high - low))
             if len(ticks) >= 2:
                 target.set_major_locator(FixedLocator(ticks))
         elif self.inverse is not None:
@@ -162,15 +162,35 @@ def effect_scale(model, transform="auto") -> EffectScale:
     return EffectScale(label=label, transform=forward, inverse=inverse, transform_name=transform)
 
 
-def _ratio_ticks(low: float, high: float, most: int = 7) -> np.ndarray:
-    """Logs of round ratios in [low, high]: the densest ladder with 3 to ``most`` of them."""
+def _ratio_ticks(low: float, high: float, most: int = 7, min_gap: float = 0.0) -> np.ndarray:
+    """Logs of round ratios in [low, high]: the densest ladder with 3 to ``most`` of them.
+
+    ``min_gap`` (on the log scale) is the least distance between neighbouring ticks, so that
+    their labels do not run into each other on a short axis (0.2 and 0.25 sit close).
+    """
     inside = np.array([])
     for ladder in RATIO_TICK_LADDERS:
         logs = np.log(ladder)
         inside = logs[(logs >= low) & (logs <= high)]
-        if 3 <= len(inside) <= most:
+        spaced = len(inside) < 2 or np.min(np.diff(inside)) >= min_gap
+        if 3 <= len(inside) <= most and spaced:
             return inside
     return inside
+
+
+# Room a tick label needs on an axis, in inches: about 4 characters across (0.25) and one line
+# up, plus a gap.
+TICK_LABEL_ROOM = {"x": 0.42, "y": 0.3}
+
+
+def _label_gap(ax, axis: str, span: float) -> float:
+    """The least tick distance (in data units) that leaves room for the labels on ``ax``."""
+    figure = ax.figure
+    box = ax.get_window_extent(figure.canvas.get_renderer())
+    length = (box.width if axis == "x" else box.height) / figure.dpi
+    if not length > 0:
+        return 0.0
+    return span * TICK_LABEL_ROOM[axis] / length
 
 
 def _format(value: float) -> str:
