@@ -159,7 +159,7 @@ def plot_orchard(
     ax.set_ylabel(moderator or "", fontsize=fontsize + 0.5)
     thin_ticks(ax, axes_inches(ax, created, reach)[0], scale.null, fontsize)
     handles = _legend_handles(level, precision, largest)
-    legend_above(ax, handles, fontsize, columns=2 if narrow else 3)
+    legend_above(ax, handles, fontsize, columns=2)  # intervals, then point sizes
     return ax
 
 
