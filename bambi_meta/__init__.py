@@ -36,6 +36,7 @@ _WHERE = {
     "plot_bubble": "bambi_meta.results.figures.bubble",
     "plot_forest": "bambi_meta.results.figures.forest",
     "plot_funnel": "bambi_meta.results.figures.funnel",
+    "plot_orchard": "bambi_meta.results.figures.orchard",
     "plot_posterior": "bambi_meta.results.figures.posterior",
     "prior_density": "bambi_meta.results.figures.posterior",
     "prediction_intervals": "bambi_meta.results.prediction",
@@ -75,6 +76,7 @@ __all__ = [
     "plot_bubble",
     "plot_forest",
     "plot_funnel",
+    "plot_orchard",
     "plot_posterior",
     "prediction_intervals",
     "prior_density",
@@ -122,6 +124,7 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs
     from bambi_meta.results.figures.bubble import plot_bubble
     from bambi_meta.results.figures.forest import plot_forest
     from bambi_meta.results.figures.funnel import plot_funnel
+    from bambi_meta.results.figures.orchard import plot_orchard
     from bambi_meta.results.figures.posterior import plot_posterior, prior_density
     from bambi_meta.results.frequentist import FrequentistFit, fit_frequentist, lrt
     from bambi_meta.results.prediction import prediction_intervals

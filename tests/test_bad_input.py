@@ -70,6 +70,8 @@ CASES = [
     ("plot_forest", lambda m, i, d: bmm.plot_forest(m, i, level=1.5),
      r"'level' must be a number in \(0, 1\)"),
     ("plot_funnel", lambda m, i, d: bmm.plot_funnel(m, i, level=0), r"'level' must be a number"),
+    ("plot_orchard", lambda m, i, d: bmm.plot_orchard(m, i, "year"),
+     r"'moderator' must be a categorical moderator of the location formula"),
     ("plot_bubble", lambda m, i, d: bmm.plot_bubble(m, i, "district"),
      r"'moderator' must be a numeric moderator"),
     ("marginal_likelihood", lambda m, i, d: bmm.marginal_likelihood("model"),
