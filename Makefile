@@ -23,7 +23,8 @@ example: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
-# Everything but the tests marked slow (MCMC fits, compilation, subprocesses): under 30 s.
+# Everything but the tests marked slow (MCMC fits, compilation, subprocesses, property-based
+# probes): under 30 s.
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 

@@ -13,6 +13,7 @@ from input_probes import PROBES, classify
 ACCEPTABLE = ("ok", "clear error")
 
 
+@pytest.mark.slow  # 240 models built and checked (test_bad_input.py is the quick tier)
 @pytest.mark.parametrize("kind", sorted(PROBES))
 @settings(
     max_examples=60,

@@ -605,6 +605,7 @@ def test_truncated_rho_prior_with_tau_fixed():
     assert post.rho.mean == pytest.approx(i1, rel=1e-8)
 
 
+@pytest.mark.slow  # the callable prior at tol = 1e-9 refines the grid until it gives up
 def test_beta_prior_near_one_and_callables_that_cannot_be_evaluated_there():
     """Beta(0.3, 0.3): e^-11 of its density sits where 1 - rho is lost to rounding (logit rho
     > 37). BetaPrior is evaluated on the logit scale and is exact; the same density as a
