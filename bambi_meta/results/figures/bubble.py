@@ -7,7 +7,7 @@ import pandas as pd
 from bambi_meta import _validate
 from bambi_meta._datatree import posterior_of
 from bambi_meta.bambi_ext.columns import MetaData
-from bambi_meta.results.figures._layout import legend_below
+from bambi_meta.results.figures.legends import legend_below
 from bambi_meta.results.figures.scales import effect_scale
 
 BUBBLE_PREDICTIVE_DRAWS = 4

@@ -261,21 +261,6 @@ def new_figure(width: float, height: float):
     return figure, ax
 
 
-def legend_above(ax, handles: list, fontsize: float, columns: int):
-    """The legend centred above the axes, out of the way of rows, columns and the axis label."""
-    return ax.legend(
-        handles=handles,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 1.0),
-        ncol=columns,
-        fontsize=fontsize,
-        frameon=False,
-        handlelength=1.8,
-        columnspacing=1.2,
-        borderaxespad=0.2,
-    )
-
-
 def _draw_column(ax, edge, offset, width, column, rows, header_row, fontsize) -> None:
     """The texts of ``column``: x is the axes' ``edge`` shifted by ``offset`` points."""
     anchor = {"left": 0.0, "center": width / 2, "right": width}[column.align]

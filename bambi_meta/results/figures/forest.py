@@ -22,7 +22,6 @@ from bambi_meta.results.figures.columns import (
     axes_inches,
     draw_columns,
     figure_size,
-    legend_above,
     new_figure,
     rule,
     thin_ticks,
@@ -35,6 +34,7 @@ from bambi_meta.results.figures.forest_rows import (
     row_labels,
     text_columns,
 )
+from bambi_meta.results.figures.legends import legend_above
 from bambi_meta.results.figures.scales import effect_scale
 from bambi_meta.results.prediction import prediction_intervals
 

@@ -9,7 +9,7 @@ from scipy.stats import norm
 
 from bambi_meta import _validate
 from bambi_meta._datatree import posterior_of
-from bambi_meta.results.figures._layout import legend_below
+from bambi_meta.results.figures.legends import legend_below
 from bambi_meta.results.figures.scales import effect_scale
 
 DEFAULT_CONTOURS = (0.90, 0.95, 0.99)

@@ -21,12 +21,12 @@ from bambi_meta.results.figures.columns import (
     figure_size,
     format_intervals,
     interval_header,
-    legend_above,
     measure_name,
     new_figure,
     plural,
     thin_ticks,
 )
+from bambi_meta.results.figures.legends import legend_above
 from bambi_meta.results.figures.scales import effect_scale
 from bambi_meta.results.prediction import prediction_intervals
 

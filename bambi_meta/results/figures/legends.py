@@ -1,4 +1,8 @@
-"""Placing a legend outside the data: below the x-axis label, where it cannot cover a point."""
+"""Legends outside the data, where they cannot cover a point.
+
+Below the x-axis label (funnel, bubble) or above the axes (forest, orchard: their rows fill
+the axes).
+"""
 
 from matplotlib.transforms import ScaledTranslation
 
@@ -49,3 +53,18 @@ def legend_below(ax, handles=None, labels=None, **kwargs):
         if columns == 1 or legend.get_window_extent(renderer).width <= figure.bbox.width:
             return legend
         columns -= 1
+
+
+def legend_above(ax, handles: list, fontsize: float, columns: int):
+    """The legend centred above the axes, out of the way of rows, columns and the axis label."""
+    return ax.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=columns,
+        fontsize=fontsize,
+        frameon=False,
+        handlelength=1.8,
+        columnspacing=1.2,
+        borderaxespad=0.2,
+    )
