@@ -41,6 +41,7 @@ docs: $(VENV)/.docs-installed
 	$(BIN)/python examples/metaregression.py --output $(GENERATED) > $(GENERATED)/metaregression.txt
 	$(BIN)/python examples/coming_from.py > $(GENERATED)/coming_from.txt
 	$(BIN)/python examples/prior_sensitivity.py --output $(GENERATED) > $(GENERATED)/prior_sensitivity.txt
+	$(BIN)/python examples/gallery.py --output $(GENERATED) > $(GENERATED)/gallery.txt
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 	@echo "Built docs/_build/html/index.html"
 

@@ -30,6 +30,10 @@ CONSTANTS = {
     "0.38": f"{np.exp(-z * SCALE_COEFFICIENT_SD):.2f}",
     "2.7": f"{np.exp(z * SCALE_COEFFICIENT_SD):.1f}",
     "95%": "95%",  # the interval level the examples use
+    # the p-values at the funnel's contours (0.90, 0.95, 0.99), the gallery's call
+    "0.10": f"{1 - 0.90:.2f}",
+    "0.05": f"{1 - 0.95:.2f}",
+    "0.01": f"{1 - 0.99:.2f}",
     "2.5": "2.5",  # the quantiles summary() reports (2.5/50/97.5%)
     "97.5%": "97.5%",
 }

@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
@@ -33,3 +35,14 @@ def test_coming_from(capsys):
     assert abs(table.loc["I2", "bambi_meta"] - 95.09) < 0.5
     assert "RoBMA 4" in capsys.readouterr().out
     assert not table.isna().any().any()  # every cell filled: no NaN in the comparison
+
+
+@pytest.mark.slow  # draws all nine figures
+def test_gallery_draws_every_figure_function(tmp_path):
+    written = load("gallery").main(output=tmp_path)
+    names = {path.stem for path in written}
+    for function in ("forest", "orchard", "funnel", "bubble", "posterior"):
+        assert any(f"_{function}_" in name for name in names)
+    gallery = (EXAMPLES.parent / "docs" / "gallery.md").read_text()
+    for path in written:  # the page shows every figure the script draws
+        assert f"_generated/{path.name}" in gallery

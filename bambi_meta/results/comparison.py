@@ -76,14 +76,14 @@ def bayes_factor(model_1, model_0) -> BayesFactor:
 
 @dataclass(frozen=True, repr=False, eq=False)
 class InclusionBayesFactors(EnsembleBayesFactors):
-    """The ensemble of :func:`inclusion_bayes_factors`, printed like RoBMA's summary.
+    """The ensemble of :func:`~bambi_meta.inclusion_bayes_factors`, printed like RoBMA's summary.
 
     A component table (RoBMA's "Components summary": models with the component, prior and
     posterior inclusion probability, inclusion Bayes factor and its log) and a model table
     (prior probability, log marginal likelihood and its quadrature error, posterior
     probability, the model's own Bayes factor against the rest), under the model's header.
     The data are the ``models``, ``inclusion`` and ``pairwise`` DataFrames of
-    :class:`~bambi_meta.engine.exact.evidence.EnsembleBayesFactors`, unrounded.
+    ``bambi_meta.engine.exact.evidence.EnsembleBayesFactors``, unrounded.
 
     Attributes
     ----------

@@ -157,9 +157,10 @@ class ResultTable(pd.DataFrame):
     """A pandas DataFrame that prints under a header, rounded, and never truncated.
 
     It is a DataFrame in every other way (``.loc``, ``.to_csv``, arithmetic); the numbers keep
-    full precision, only the printed text is rounded (:func:`format_cells`). ``header`` (one or
-    more lines) is printed above the table and ``footer`` below; ``digits`` sets the decimals
-    (change it with ``table.digits = 4``). In a notebook, ``_repr_html_`` shows the same.
+    full precision, only the printed text is rounded
+    (:func:`~bambi_meta.results.printing.format_cells`). ``header`` (one or more lines) is
+    printed above the table and ``footer`` below; ``digits`` sets the decimals (change it with
+    ``table.digits = 4``). In a notebook, ``_repr_html_`` shows the same.
     """
 
     _metadata = ["header", "footer", "digits"]

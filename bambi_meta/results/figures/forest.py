@@ -94,8 +94,9 @@ def plot_forest(
         ``pandas.Series`` names the column header). Default: ``"<cluster> <label>, estimate <j>"``
         (``"<cluster> <label>, <id> <value>"`` with ``(1|cluster/id)``), or ``"estimate <i>"``.
     transform : {"auto", None, "exp", "ztor", "ilogit", "iarcsin"} or callable, default "auto"
-        What the axis and the numbers show (see :func:`~bambi_meta.results.figures.scales.
-        effect_scale`): ``"auto"`` is ``exp`` for OR, RR, HR, IRR, PETO and ROM.
+        What the axis and the numbers show (see
+        :func:`~bambi_meta.results.figures.scales.effect_scale`): ``"auto"`` is ``exp`` for OR,
+        RR, HR, IRR, PETO and ROM.
     order : {None, "effect", "precision"} or str, optional
         Row order: the data's (None), by observed effect, by precision (most precise first),
         or by a column of the data; ascending from the top. With clusters the rows stay grouped:
