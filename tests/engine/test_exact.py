@@ -88,6 +88,7 @@ def test_kernel_equals_dense_linear_algebra(p, clustered):
     cov = cond.covariance()
     for g, (t, r) in enumerate(points):
         log_lik, mean, var = dense(Y_SMALL, V_SMALL, X, cluster, t, r, m, s)
+        # two algebraically equal computations: they differ by floating-point rounding only
         assert cond.log_lik[g] == pytest.approx(log_lik, rel=1e-10, abs=1e-12)
         np.testing.assert_allclose(cond.mean[g], mean, rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(cov[g], var, rtol=1e-10, atol=1e-15)
@@ -324,6 +325,7 @@ def test_cdf_inverts_quantiles():
     for name in ("tau", "rho"):
         summary = getattr(post, name)
         got = post.cdf(name, list(summary.quantiles.values()))
+        # the quantiles are the CDF's exact inverse on the same grid: rounding error only
         np.testing.assert_allclose(got, PROBS, atol=1e-12)
     assert post.cdf("rho", [-1.0, 0.0, 1.0, 2.0]).tolist() == [0.0, 0.0, 1.0, 1.0]
 
@@ -459,6 +461,8 @@ FIT = {"beta_mean": 0.0, "beta_sd": 1.0}
 def assert_matches_brute(post, y, v, cluster, **kw):
     want = brute_2d(y, v, cluster, HN, B11, **kw)
     got = [post.log_marginal_likelihood, post.tau.mean, post.tau.sd, post.rho.mean, post.rho.sd]
+    # the engine's tolerance is 1e-9 (relative); the brute-force trapezoid's own error is below
+    # 1e-10 at these steps, so 1e-8 leaves room for both without hiding a real difference
     np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
 
 

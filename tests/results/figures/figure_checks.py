@@ -61,3 +61,16 @@ def assert_no_overlaps(ax, left=("column:label", "column:ablat")) -> None:
         boxes = sorted((box for text, box in texts.items() if text.get_gid() == gid),
                        key=lambda box: box.y0)  # fmt: skip
         assert all(low.y1 <= high.y0 + 0.5 for low, high in zip(boxes, boxes[1:], strict=False))
+
+
+def assert_legend_clear_of_points(ax, points) -> None:
+    """The legend's box overlaps no marker's box (display coordinates, after drawing)."""
+    figure = ax.figure
+    figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    centres = ax.transData.transform(points.get_offsets())
+    radius = np.sqrt(points.get_sizes()) / 2 * figure.dpi / 72  # marker size is in pt^2
+    radius = np.broadcast_to(radius, len(centres))
+    inside_x = (centres[:, 0] + radius > legend.x0) & (centres[:, 0] - radius < legend.x1)
+    inside_y = (centres[:, 1] + radius > legend.y0) & (centres[:, 1] - radius < legend.y1)
+    assert not np.any(inside_x & inside_y)

@@ -4,6 +4,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from figure_checks import assert_legend_clear_of_points
 from scipy.stats import norm
 
 import bambi_meta as bmm
@@ -26,19 +27,6 @@ def assert_points_clear_of_the_frame(ax, offsets) -> None:
         low, high = sorted(limits)
         margin = 0.02 * (high - low)
         assert np.all(values > low + margin) and np.all(values < high - margin)
-
-
-def assert_legend_clear_of_points(ax, points) -> None:
-    """The legend's box overlaps no marker's box (display coordinates, after drawing)."""
-    figure = ax.figure
-    figure.canvas.draw()
-    legend = ax.get_legend().get_window_extent()
-    centres = ax.transData.transform(points.get_offsets())
-    radius = np.sqrt(points.get_sizes()) / 2 * figure.dpi / 72  # marker size is in pt^2
-    radius = np.broadcast_to(radius, len(centres))
-    inside_x = (centres[:, 0] + radius > legend.x0) & (centres[:, 0] - radius < legend.x1)
-    inside_y = (centres[:, 1] + radius > legend.y0) & (centres[:, 1] - radius < legend.y1)
-    assert not np.any(inside_x & inside_y)
 
 
 def test_funnel_points_region_and_axes(konstantopoulos_fit, konstantopoulos):

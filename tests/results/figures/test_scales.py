@@ -49,6 +49,7 @@ def test_measures_named_by_escalc_and_transforms_asked_for():
     correlation = effect_scale(fake_model("ZCOR"), transform=bmm.transf.ztor)
     assert correlation.label == "Correlation (from ZCOR)"
     ticks, labels = tick_labels(correlation, -0.5, 1.2)
+    # the labels print the correlation to 2 decimals: half a unit in the last place
     np.testing.assert_allclose(np.tanh(ticks), [float(text) for text in labels], atol=5e-3)
     custom = effect_scale(fake_model("GEN"), transform=np.square)
     assert custom.label.endswith("transformed by square") and custom.values(3.0) == 9.0
