@@ -59,8 +59,9 @@ class MetaModel(bmb.Model):
         \varepsilon_i \sim N(0, v_i).
 
     The cluster and estimate effects are integrated out analytically
-    (:mod:`bambi_meta.engine.likelihood`), so the sampler only sees the moderators, ``tau`` and
-    ``rho``.
+    (:mod:`bambi_meta.engine.likelihood`): MCMC only sees the moderators, ``tau`` and ``rho``,
+    and the exact engine (``fit()``'s default where it applies) integrates the coefficients
+    too, leaving a 1-2 dimensional integral over ``tau`` and ``rho``.
 
     Parameters
     ----------
